@@ -1,0 +1,180 @@
+/**
+ * Configuration: read from the environment once, at start-up, and validated with zod.
+ * This is the only module that reads `process.env` (callers pass `env` in); everything else receives a `Config`.
+ * A bad or missing value produces one error listing every problem, so an operator fixes them all in one go.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** `name:key,name2:key2` → [{name, key}]. Names appear in logs; keys never do. */
+const gatewayKeys = z.string().transform((raw, ctx) => {
+  const keys: { name: string; key: string }[] = [];
+  for (const part of raw.split(',')) {
+    const item = part.trim();
+    if (item === '') continue;
+    const colon = item.indexOf(':');
+    const name = colon > 0 ? item.slice(0, colon).trim() : '';
+    const key = colon > 0 ? item.slice(colon + 1).trim() : '';
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name) || key.length < 8) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `each entry must be name:key with a name of [A-Za-z0-9._-] and a key of at least 8 characters (entry ${keys.length + 1} is not)`,
+      });
+      return z.NEVER;
+    }
+    if (keys.some((k) => k.name === name)) {
+      ctx.addIssue({ code: 'custom', message: `key name "${name}" is used twice` });
+      return z.NEVER;
+    }
+    keys.push({ name, key });
+  }
+  return keys;
+});
+
+/** `model=rows,model2=rows` → Map: overrides the per-call row limit of a model (DashScope has changed them). */
+const rowLimits = z.string().transform((raw, ctx) => {
+  const out = new Map<string, number>();
+  for (const part of raw.split(',')) {
+    const item = part.trim();
+    if (item === '') continue;
+    const m = /^([A-Za-z0-9._-]+)=(\d{1,4})$/.exec(item);
+    if (!m || Number(m[2]) < 1) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not model=rows (rows ≥ 1)` });
+      return z.NEVER;
+    }
+    out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+});
+
+const EnvSchema = z.object({
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DASHSCOPE_API_KEY: z.string().optional(),
+  DASHSCOPE_API_KEY_FILE: z.string().optional(),
+  DASHSCOPE_WORKSPACE: z.string().optional(),
+  DASHSCOPE_BASE_URL: z
+    .url({ protocol: /^https?$/ })
+    .default('https://dashscope.aliyuncs.com')
+    .transform((u) => u.replace(/\/+$/, '')),
+  GATEWAY_API_KEYS: gatewayKeys.default([]),
+  GATEWAY_ALLOW_ANONYMOUS: bool.default(false),
+  BODY_LIMIT_BYTES: int(1024, 512 * 1024 * 1024).default(32 * 1024 * 1024),
+  UPSTREAM_CONNECT_TIMEOUT_MS: int(1, 600_000).default(5_000),
+  UPSTREAM_HEADERS_TIMEOUT_MS: int(1, 600_000).default(60_000),
+  UPSTREAM_BODY_TIMEOUT_MS: int(1, 600_000).default(60_000),
+  UPSTREAM_CONNECTIONS: int(1, 4096).default(64),
+  UPSTREAM_RETRIES: int(0, 10).default(2),
+  UPSTREAM_RETRY_BASE_MS: int(0, 60_000).default(200),
+  UPSTREAM_SPLIT_CONCURRENCY: int(1, 64).default(4),
+  MODEL_ROW_LIMITS: rowLimits.default(new Map()),
+  MAX_INPUTS_PER_REQUEST: int(1, 100_000).default(2048),
+});
+
+export type Env = z.input<typeof EnvSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
+  upstream: {
+    baseUrl: string;
+    apiKey: string;
+    workspace: string | undefined;
+    connectTimeoutMs: number;
+    headersTimeoutMs: number;
+    bodyTimeoutMs: number;
+    connections: number;
+    retries: number;
+    retryBaseMs: number;
+    splitConcurrency: number;
+  };
+  gatewayKeys: { name: string; key: string }[];
+  allowAnonymous: boolean;
+  bodyLimit: number;
+  rowLimits: Map<string, number>;
+  maxInputsPerRequest: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Parse and cross-check the environment. Throws ConfigError with every problem found.
+ * `readFile` is injectable so tests do not need real secret files.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): Config {
+  const problems: string[] = [];
+  // Empty strings mean "unset": .env files and compose often leave `FOO=` lines.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues)
+      problems.push(`${issue.path.join('.') || 'env'}: ${issue.message}`);
+  }
+
+  // The key checks read the raw strings so they are reported even when other variables are malformed.
+  let apiKey = cleaned.DASHSCOPE_API_KEY;
+  const keyFile = cleaned.DASHSCOPE_API_KEY_FILE;
+  if (apiKey && keyFile) {
+    problems.push('DASHSCOPE_API_KEY and DASHSCOPE_API_KEY_FILE are both set: set only one');
+  } else if (keyFile) {
+    try {
+      apiKey = readFile(keyFile).trim();
+      if (apiKey === '') problems.push(`DASHSCOPE_API_KEY_FILE: ${keyFile} is empty`);
+    } catch (err) {
+      problems.push(`DASHSCOPE_API_KEY_FILE: cannot read ${keyFile} (${(err as Error).message})`);
+    }
+  }
+  if (!apiKey) problems.push('DASHSCOPE_API_KEY (or DASHSCOPE_API_KEY_FILE) is required: the upstream key');
+  if (parsed.success) {
+    const e = parsed.data;
+    if (e.GATEWAY_API_KEYS.length === 0 && !e.GATEWAY_ALLOW_ANONYMOUS) {
+      problems.push(
+        'GATEWAY_API_KEYS is empty: set name:key pairs for callers, or GATEWAY_ALLOW_ANONYMOUS=true to let anyone in',
+      );
+    }
+    if (apiKey && e.GATEWAY_API_KEYS.some((k) => k.key === apiKey)) {
+      problems.push('GATEWAY_API_KEYS must not contain the upstream DashScope key');
+    }
+  }
+  if (problems.length > 0 || !parsed.success || !apiKey) throw new ConfigError(problems);
+  const e = parsed.data;
+
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    upstream: {
+      baseUrl: e.DASHSCOPE_BASE_URL,
+      apiKey,
+      workspace: e.DASHSCOPE_WORKSPACE,
+      connectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
+      headersTimeoutMs: e.UPSTREAM_HEADERS_TIMEOUT_MS,
+      bodyTimeoutMs: e.UPSTREAM_BODY_TIMEOUT_MS,
+      connections: e.UPSTREAM_CONNECTIONS,
+      retries: e.UPSTREAM_RETRIES,
+      retryBaseMs: e.UPSTREAM_RETRY_BASE_MS,
+      splitConcurrency: e.UPSTREAM_SPLIT_CONCURRENCY,
+    },
+    gatewayKeys: e.GATEWAY_API_KEYS,
+    allowAnonymous: e.GATEWAY_ALLOW_ANONYMOUS,
+    bodyLimit: e.BODY_LIMIT_BYTES,
+    rowLimits: e.MODEL_ROW_LIMITS,
+    maxInputsPerRequest: e.MAX_INPUTS_PER_REQUEST,
+  };
+}

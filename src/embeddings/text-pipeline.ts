@@ -1,0 +1,187 @@
+/**
+ * What both text-embedding front doors (OpenAI /v1/embeddings and native text-embedding) share:
+ * per-text checks before any upstream call, splitting into calls of at most the model's row limit,
+ * bounded-concurrency fan-out (all or nothing), and the strict check of each reply.
+ * The caller-facing shapes are built by the translator modules in ../translate/.
+ */
+import { GatewayError, invalidInput } from '../errors.js';
+import type { TextEmbeddingModel } from '../models.js';
+import { tokensOverLimit } from '../tokens.js';
+import type { Upstream, UpstreamTrace } from '../upstream/client.js';
+import { ScanError, type ScannedItem, scanEmbeddingReply } from '../upstream/embedding-scan.js';
+import { upstreamFailure } from '../upstream/errors.js';
+
+export const TEXT_EMBEDDING_PATH = '/api/v1/services/embeddings/text-embedding/text-embedding';
+
+export type OutputType = 'dense' | 'sparse' | 'dense&sparse';
+
+/** A validated text-embedding request, whichever API it came in through. */
+export interface TextEmbeddingJob {
+  model: TextEmbeddingModel;
+  texts: string[];
+  /** Upstream `parameters`, already validated (dimension, text_type, output_type) plus any passed-on keys. */
+  parameters: Record<string, unknown>;
+  /** Dimension the reply must have when dense vectors are asked for. */
+  dimension: number;
+  outputType: OutputType;
+}
+
+/** Everything a call needs from the request it serves. */
+export interface CallContext {
+  upstream: Upstream;
+  requestId: string;
+  signal: AbortSignal;
+  trace: UpstreamTrace[];
+  /** Scrubbed from any upstream text echoed to the caller. */
+  secret: string;
+  concurrency: number;
+}
+
+export interface MergedItem {
+  buf: Buffer;
+  item: ScannedItem;
+}
+
+export interface TextEmbeddingResult {
+  /** One entry per input text, in input order. */
+  items: MergedItem[];
+  totalTokens: number;
+  /** DashScope request ids, one per upstream call, in chunk order. */
+  upstreamRequestIds: string[];
+  /** The raw upstream body when exactly one call served the request and its items were already in order. */
+  passthrough: Buffer | undefined;
+}
+
+/** Checks each text: a non-empty string within the model's token limit. `param(i)` names the field for errors. */
+export function checkTexts(
+  texts: unknown[],
+  model: TextEmbeddingModel,
+  param: (i: number) => string,
+): string[] {
+  for (let i = 0; i < texts.length; i++) {
+    const t = texts[i];
+    if (typeof t !== 'string') {
+      throw invalidInput(
+        param(i),
+        Array.isArray(t) || typeof t === 'number'
+          ? 'token arrays are not supported by DashScope; send text'
+          : `must be a string, got ${t === null ? 'null' : typeof t}`,
+      );
+    }
+    if (t.length === 0) throw invalidInput(param(i), 'must not be empty');
+    const over = tokensOverLimit(t, model.maxTokens);
+    if (over !== undefined) {
+      throw invalidInput(
+        param(i),
+        `is ${over} tokens long; ${model.name} accepts at most ${model.maxTokens} per input`,
+      );
+    }
+  }
+  return texts as string[];
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; the first failure aborts the rest. */
+async function mapLimit<T, R>(
+  items: T[],
+  limit: number,
+  signal: AbortSignal,
+  fn: (item: T, i: number, signal: AbortSignal) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  const ac = new AbortController();
+  const onAbort = (): void => ac.abort(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  let next = 0;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i]!, i, ac.signal);
+      } catch (err) {
+        if (failure === undefined) failure = err;
+        ac.abort();
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+  if (failure !== undefined) throw failure;
+  return results;
+}
+
+function badReply(message: string, cause?: unknown): GatewayError {
+  return new GatewayError('UPSTREAM_BAD_RESPONSE', `DashScope sent an unusable reply: ${message}`, { cause });
+}
+
+/** Splits, calls, checks and merges. Throws GatewayError; never returns a partial result. */
+export async function runTextEmbedding(
+  ctx: CallContext,
+  job: TextEmbeddingJob,
+): Promise<TextEmbeddingResult> {
+  const rows = job.model.maxRows;
+  const chunks: string[][] = [];
+  for (let i = 0; i < job.texts.length; i += rows) chunks.push(job.texts.slice(i, i + rows));
+  const wantDense = job.outputType !== 'sparse';
+
+  const replies = await mapLimit(chunks, ctx.concurrency, ctx.signal, async (texts, _i, signal) => {
+    const body = JSON.stringify({ model: job.model.name, input: { texts }, parameters: job.parameters });
+    const res = await ctx.upstream.call({
+      path: TEXT_EMBEDDING_PATH,
+      body,
+      requestId: ctx.requestId,
+      signal,
+      trace: ctx.trace,
+      idempotent: true,
+    });
+    if (res.status !== 200) throw upstreamFailure(res, ctx.secret);
+    let scanned: ReturnType<typeof scanEmbeddingReply>;
+    try {
+      scanned = scanEmbeddingReply(res.body);
+    } catch (err) {
+      throw badReply(err instanceof ScanError ? err.message : 'not JSON', err);
+    }
+    // Put items in input order and check there is exactly one per text with the asked dimension.
+    const ordered = new Array<ScannedItem>(texts.length);
+    let inOrder = true;
+    for (let k = 0; k < scanned.items.length; k++) {
+      const item = scanned.items[k]!;
+      if (item.index < 0 || item.index >= texts.length || ordered[item.index]) {
+        throw badReply(`item ${k} has a missing, out-of-range or repeated text_index`);
+      }
+      if (item.index !== k) inOrder = false;
+      if (wantDense && item.dims !== job.dimension) {
+        throw badReply(`text_index ${item.index} has ${item.dims} dimensions, expected ${job.dimension}`);
+      }
+      ordered[item.index] = item;
+    }
+    if (scanned.items.length !== texts.length) {
+      throw badReply(`${scanned.items.length} embeddings for ${texts.length} texts`);
+    }
+    const tokens = scanned.usage?.total_tokens;
+    return {
+      buf: res.body,
+      ordered,
+      inOrder,
+      tokens: typeof tokens === 'number' && Number.isFinite(tokens) ? tokens : 0,
+      requestId: scanned.requestId ?? res.requestId ?? '',
+    };
+  });
+
+  const items: MergedItem[] = [];
+  let totalTokens = 0;
+  for (const r of replies) {
+    for (const item of r.ordered) items.push({ buf: r.buf, item });
+    totalTokens += r.tokens;
+  }
+  const only = replies.length === 1 ? replies[0] : undefined;
+  return {
+    items,
+    totalTokens,
+    upstreamRequestIds: replies.map((r) => r.requestId),
+    passthrough: only?.inOrder ? only.buf : undefined,
+  };
+}

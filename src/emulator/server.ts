@@ -1,0 +1,379 @@
+/**
+ * The DashScope emulator: a real HTTP server that answers like DashScope does, following the contract in
+ * README "Upstream contract". The demo and the test suite run the gateway against it, so it needs no key
+ * and no network. It checks `Authorization` against its own key, enforces the per-model batch limits with
+ * DashScope's exact messages, and answers with deterministic vectors (see vectors.ts).
+ *
+ * Tests steer it through a control API (also usable in-process):
+ *   POST   /__emulator/faults    {path?, times?, delayMs?, status?, body?, headers?, reset?, malformed?}
+ *   DELETE /__emulator/faults
+ *   GET    /__emulator/requests  → what it received (method, url, headers, body, at)
+ *   DELETE /__emulator/requests
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { buildModelTable, type ModelTable } from '../models.js';
+import { estimateTokens, tokensOverLimit } from '../tokens.js';
+import { sparseFor, vectorFor } from './vectors.js';
+
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  /** Arrival time, epoch ms. */
+  at: number;
+}
+
+export const FaultSchema = z.object({
+  /** Only requests whose path starts with this; all upstream paths when absent. */
+  path: z.string().optional(),
+  /** How many matching requests it applies to (then it is used up). */
+  times: z.number().int().positive().default(1),
+  /** Wait this long before answering (or before the other effects). */
+  delayMs: z.number().int().nonnegative().optional(),
+  /** Answer with this status (and `body`, else DashScope's error body for it). */
+  status: z.number().int().min(200).max(599).optional(),
+  body: z.unknown().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  /** Destroy the connection without answering. */
+  reset: z.boolean().optional(),
+  /** Answer 200 with a truncated JSON body. */
+  malformed: z.boolean().optional(),
+});
+export type Fault = z.input<typeof FaultSchema>;
+type ActiveFault = z.infer<typeof FaultSchema>;
+
+export interface EmulatorOptions {
+  apiKey: string;
+  port?: number;
+  host?: string;
+  /** Per-model batch-size overrides (DashScope has changed them). */
+  rowLimits?: Map<string, number>;
+  /** Cache replies by request body and do not record requests: for benchmarks. */
+  fast?: boolean;
+}
+
+export interface Emulator {
+  url: string;
+  port: number;
+  received: RecordedRequest[];
+  addFault(f: Fault): void;
+  clearFaults(): void;
+  clearReceived(): void;
+  close(): Promise<void>;
+}
+
+/** Errors by status, as DashScope words them (contract §5.2). */
+const DEFAULT_ERRORS: Record<number, { code: string; message: string }> = {
+  400: {
+    code: 'InvalidParameter',
+    message: 'Required parameter(s) missing or invalid, please check the request parameters.',
+  },
+  401: { code: 'InvalidApiKey', message: 'Invalid API-key provided.' },
+  403: { code: 'AccessDenied', message: 'Access denied.' },
+  408: { code: 'RequestTimeOut', message: 'Request timed out, please try again later.' },
+  429: { code: 'Throttling.RateQuota', message: 'Requests rate limit exceeded, please try again later.' },
+  500: {
+    code: 'InternalError',
+    message: 'An internal error has occured, please try again later or contact service support.',
+  },
+  503: {
+    code: 'ServiceUnavailable',
+    message: 'Service temporarily unavailable, possibly overloaded or not ready.',
+  },
+};
+
+const MAX_RECORDED = 50_000;
+const NATIVE_TEXT = '/api/v1/services/embeddings/text-embedding/text-embedding';
+const COMPAT_EMBEDDINGS = '/compatible-mode/v1/embeddings';
+
+const NativeTextBody = z.object({
+  model: z.string(),
+  input: z.object({ texts: z.array(z.unknown()) }),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+});
+const CompatBody = z.object({
+  model: z.string(),
+  input: z.union([z.string(), z.array(z.unknown())]),
+  dimensions: z.number().optional(),
+});
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  requestId: string,
+  extra: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-request-id': requestId,
+    ...extra,
+  });
+  res.end(body);
+}
+
+/** The texts of a call, checked as DashScope checks them. */
+function checkTexts(models: ModelTable, modelName: string, texts: unknown[]): string[] {
+  const model = models.get(modelName);
+  if (!model) throw new HttpError(400, 'InvalidParameter', 'Model not exist.');
+  if (texts.length > model.maxRows) {
+    throw new HttpError(
+      400,
+      'InvalidParameter',
+      `batch size is invalid, it should not be larger than ${model.maxRows}.: input.contents`,
+    );
+  }
+  for (const t of texts) {
+    if (typeof t !== 'string' || t.length === 0 || tokensOverLimit(t, model.maxTokens) !== undefined) {
+      throw new HttpError(400, 'InvalidParameter', `Range of input length should be [1, ${model.maxTokens}]`);
+    }
+  }
+  return texts as string[];
+}
+
+function dimensionFor(models: ModelTable, modelName: string, asked: unknown): number {
+  const model = models.get(modelName)!;
+  if (asked === undefined) return model.defaultDimension;
+  if (typeof asked !== 'number' || !model.dimensions.includes(asked)) {
+    throw new HttpError(
+      400,
+      'InvalidParameter',
+      `Value error, dimension should be one of ${model.dimensions.join(', ')}`,
+    );
+  }
+  return asked;
+}
+
+function nativeText(models: ModelTable, raw: string, requestId: string): string {
+  const parsed = NativeTextBody.safeParse(JSON.parse(raw));
+  if (!parsed.success)
+    throw new HttpError(
+      400,
+      'InvalidParameter',
+      'Required parameter(s) missing or invalid, please check the request parameters.',
+    );
+  const { model, input, parameters = {} } = parsed.data;
+  const texts = checkTexts(models, model, input.texts);
+  const dim = dimensionFor(models, model, parameters.dimension);
+  const outputType = parameters.output_type ?? 'dense';
+  if (outputType !== 'dense' && outputType !== 'sparse' && outputType !== 'dense&sparse') {
+    throw new HttpError(400, 'InvalidParameter', 'output_type should be one of dense, sparse, dense&sparse');
+  }
+  const embeddings = texts.map((text, i) => {
+    const item: Record<string, unknown> = {};
+    if (outputType !== 'sparse') item.embedding = vectorFor(text, dim, model);
+    if (outputType !== 'dense') item.sparse_embedding = sparseFor(text);
+    item.text_index = i;
+    return item;
+  });
+  const total = texts.reduce((s, t) => s + estimateTokens(t), 0);
+  return JSON.stringify({ output: { embeddings }, usage: { total_tokens: total }, request_id: requestId });
+}
+
+function compatEmbeddings(models: ModelTable, raw: string, requestId: string): string {
+  const parsed = CompatBody.safeParse(JSON.parse(raw));
+  if (!parsed.success)
+    throw new HttpError(400, 'InvalidParameter', 'Required parameter(s) missing or invalid');
+  const { model, input, dimensions } = parsed.data;
+  const texts = checkTexts(models, model, typeof input === 'string' ? [input] : input);
+  const dim = dimensionFor(models, model, dimensions);
+  // Compatible mode is float-only (contract §2.5): `encoding_format` is ignored, as upstream documents.
+  const data = texts.map((text, index) => ({
+    embedding: vectorFor(text, dim, model),
+    index,
+    object: 'embedding',
+  }));
+  const total = texts.reduce((s, t) => s + estimateTokens(t), 0);
+  return JSON.stringify({
+    data,
+    model,
+    object: 'list',
+    usage: { prompt_tokens: total, total_tokens: total },
+    id: requestId,
+  });
+}
+
+/** Compatible-mode errors are OpenAI-shaped with DashScope's code inside (contract §5.3). */
+function compatError(err: HttpError, requestId: string): string {
+  if (err.status === 401) {
+    return JSON.stringify({
+      error: {
+        message: 'Incorrect API key provided. ',
+        type: 'invalid_request_error',
+        param: null,
+        code: 'invalid_api_key',
+      },
+      request_id: requestId,
+    });
+  }
+  return JSON.stringify({
+    error: {
+      message: `<${err.status}> InternalError.Algo.${err.code}: ${err.message}`,
+      type: err.code,
+      param: null,
+      code: err.code,
+    },
+    id: requestId,
+    request_id: requestId,
+  });
+}
+
+export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
+  const models = buildModelTable(opts.rowLimits ?? new Map());
+  const received: RecordedRequest[] = [];
+  let faults: ActiveFault[] = [];
+  const cache = new Map<string, string>();
+
+  const takeFault = (path: string): ActiveFault | undefined => {
+    const f = faults.find((x) => path.startsWith(x.path ?? '/'));
+    if (!f) return undefined;
+    f.times--;
+    if (f.times <= 0) faults = faults.filter((x) => x !== f);
+    return f;
+  };
+
+  const control = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
+    const rid = randomUUID();
+    if (path === '/__emulator/requests' && req.method === 'GET')
+      return send(res, 200, JSON.stringify(received), rid);
+    if (path === '/__emulator/requests' && req.method === 'DELETE') {
+      received.length = 0;
+      return send(res, 204, '', rid);
+    }
+    if (path === '/__emulator/faults' && req.method === 'DELETE') {
+      faults = [];
+      return send(res, 204, '', rid);
+    }
+    if (path === '/__emulator/faults' && req.method === 'POST') {
+      const f = FaultSchema.safeParse(JSON.parse(await readBody(req)));
+      if (!f.success) return send(res, 400, JSON.stringify({ message: f.error.message }), rid);
+      faults.push(f.data);
+      return send(res, 201, '{}', rid);
+    }
+    return send(res, 404, '{"message":"no such control route"}', rid);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path.startsWith('/__emulator/')) return control(req, res, path);
+    const raw = await readBody(req);
+    if (!opts.fast) {
+      if (received.length >= MAX_RECORDED) received.shift();
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: raw,
+        at: Date.now(),
+      });
+    }
+    const requestId = randomUUID();
+    const isCompat = path.startsWith('/compatible-mode/');
+
+    const fault = takeFault(path);
+    if (fault?.delayMs) await sleep(fault.delayMs);
+    if (fault?.reset) {
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.malformed) return send(res, 200, '{"output":{"embeddings":[{"embedding":[0.1,', requestId);
+    if (fault?.status !== undefined) {
+      const def = DEFAULT_ERRORS[fault.status] ?? {
+        code: 'InternalError',
+        message: `status ${fault.status}`,
+      };
+      const body =
+        fault.body !== undefined
+          ? JSON.stringify(fault.body)
+          : isCompat
+            ? compatError(new HttpError(fault.status, def.code, def.message), requestId)
+            : JSON.stringify({ ...def, request_id: requestId });
+      return send(res, fault.status, body, requestId, fault.headers);
+    }
+
+    try {
+      if (req.headers.authorization !== `Bearer ${opts.apiKey}`) {
+        throw new HttpError(401, 'InvalidApiKey', 'Invalid API-key provided.');
+      }
+      if (req.method !== 'POST' || (path !== NATIVE_TEXT && path !== COMPAT_EMBEDDINGS)) {
+        throw new HttpError(404, 'NotFound', `emulator: no such endpoint ${req.method} ${path}`);
+      }
+      const cached = opts.fast ? cache.get(path + raw) : undefined;
+      if (cached) return send(res, 200, cached, requestId);
+      let body: string;
+      try {
+        body =
+          path === NATIVE_TEXT
+            ? nativeText(models, raw, requestId)
+            : compatEmbeddings(models, raw, requestId);
+      } catch (err) {
+        if (err instanceof SyntaxError)
+          throw new HttpError(400, 'InvalidParameter', 'Request body is not valid JSON.');
+        throw err;
+      }
+      if (opts.fast && cache.size < 256) cache.set(path + raw, body);
+      return send(res, 200, body, requestId);
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      const body = isCompat
+        ? compatError(err, requestId)
+        : JSON.stringify({ code: err.code, message: err.message, request_id: requestId });
+      return send(res, err.status, body, requestId);
+    }
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent)
+        send(res, 500, JSON.stringify({ code: 'InternalError', message: String(err) }), randomUUID());
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const host = opts.host ?? '127.0.0.1';
+
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    received,
+    addFault: (f) => faults.push(FaultSchema.parse(f)),
+    clearFaults: () => {
+      faults = [];
+    },
+    clearReceived: () => {
+      received.length = 0;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

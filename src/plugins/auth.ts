@@ -1,0 +1,49 @@
+/**
+ * Caller authentication with gateway keys (`Authorization: Bearer <key>` or `x-api-key`).
+ * Keys are compared as SHA-256 digests with timingSafeEqual, against every configured key without an early
+ * exit, so the time taken says nothing about how close a guess was. Only the key's *name* leaves this module.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+
+export interface Caller {
+  name: string;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+export class KeyRing {
+  private readonly entries: { name: string; digest: Buffer }[];
+
+  constructor(
+    keys: { name: string; key: string }[],
+    readonly anonymous: boolean,
+  ) {
+    this.entries = keys.map((k) => ({ name: k.name, digest: digest(k.key) }));
+  }
+
+  /** The presented key from the headers, if any. */
+  static presented(headers: IncomingHttpHeaders): string | undefined {
+    const auth = headers.authorization;
+    if (typeof auth === 'string') {
+      const m = /^Bearer\s+(.+)$/i.exec(auth.trim());
+      if (m) return m[1]!.trim();
+    }
+    const x = headers['x-api-key'];
+    return typeof x === 'string' && x !== '' ? x.trim() : undefined;
+  }
+
+  /** The caller for these headers, or undefined when the request must be refused. */
+  authenticate(headers: IncomingHttpHeaders): Caller | undefined {
+    const key = KeyRing.presented(headers);
+    if (key === undefined) return this.anonymous ? { name: 'anonymous' } : undefined;
+    const d = digest(key);
+    let found: string | undefined;
+    for (const e of this.entries) {
+      if (timingSafeEqual(d, e.digest) && found === undefined) found = e.name;
+    }
+    if (found !== undefined) return { name: found };
+    // With anonymous access on, a wrong key is still refused: a typo should not silently become anonymous.
+    return undefined;
+  }
+}

@@ -1,0 +1,10 @@
+/** Liveness and readiness for the load balancer and the container HEALTHCHECK; no gateway key needed. */
+import type { FastifyInstance } from 'fastify';
+
+export async function healthRoutes(app: FastifyInstance): Promise<void> {
+  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { public: true } }, async (_request, reply) => {
+    if (app.gw.upstream.closed) return reply.code(503).send({ status: 'closing' });
+    return { status: 'ready', upstream: app.gw.config.upstream.baseUrl };
+  });
+}

@@ -1,0 +1,213 @@
+/**
+ * The one way the gateway talks to DashScope: a keep-alive undici Pool per upstream origin.
+ * Every call gets the upstream key, the workspace header (when configured) and the request id injected here,
+ * so no route can forget them and no caller header (Authorization above all) can leak through.
+ * Transport failures map through TRANSPORT_FAILURES; upstream HTTP statuses through ./errors.ts.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import type { Config } from '../config.js';
+import { GatewayError } from '../errors.js';
+
+/** One upstream attempt, as the access log reports it. */
+export interface UpstreamTrace {
+  path: string;
+  status: number | string;
+  requestId: string | undefined;
+  ms: number;
+}
+
+export interface UpstreamRequest {
+  method?: 'GET' | 'POST';
+  /** Path + query, starting with `/api/v1/` or `/compatible-mode/v1/`. */
+  path: string;
+  body?: string | Buffer;
+  /** Extra DashScope headers (X-DashScope-*) the route decided to pass on. */
+  headers?: Record<string, string>;
+  requestId: string;
+  signal?: AbortSignal;
+  /** Collects one entry per attempt for the access log. */
+  trace?: UpstreamTrace[];
+  /** Safe to retry on connection failures and 5xx (embeddings are; task submission is not). */
+  idempotent?: boolean;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** DashScope's request id: the `x-request-id` response header (equal to the body's `request_id`). */
+  requestId: string | undefined;
+}
+
+/**
+ * Transport error code → gateway error. Modelled on @fastify/reply-from's table, but with the statuses a
+ * gateway should use: a reset is a bad gateway (502), not an internal error.
+ */
+const TRANSPORT_FAILURES: Record<
+  string,
+  {
+    kind: 'UPSTREAM_TIMEOUT' | 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_BAD_RESPONSE';
+    what: string;
+    retry: boolean;
+  }
+> = {
+  UND_ERR_CONNECT_TIMEOUT: {
+    kind: 'UPSTREAM_TIMEOUT',
+    what: 'connecting to DashScope timed out',
+    retry: true,
+  },
+  // DashScope may still be working on a call whose reply is late: retrying would double the wait and the cost.
+  UND_ERR_HEADERS_TIMEOUT: {
+    kind: 'UPSTREAM_TIMEOUT',
+    what: 'DashScope did not answer in time',
+    retry: false,
+  },
+  UND_ERR_BODY_TIMEOUT: {
+    kind: 'UPSTREAM_TIMEOUT',
+    what: 'DashScope stopped sending its reply',
+    retry: false,
+  },
+  ECONNREFUSED: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope refused the connection', retry: true },
+  ENOTFOUND: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope host name did not resolve', retry: true },
+  EAI_AGAIN: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope host name did not resolve', retry: true },
+  EHOSTUNREACH: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope host unreachable', retry: true },
+  ENETUNREACH: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope network unreachable', retry: true },
+  ECONNRESET: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope reset the connection', retry: true },
+  EPIPE: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope closed the connection', retry: true },
+  UND_ERR_SOCKET: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope closed the connection', retry: true },
+  UND_ERR_CLOSED: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope closed the connection', retry: true },
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: {
+    kind: 'UPSTREAM_BAD_RESPONSE',
+    what: 'DashScope sent a truncated reply',
+    retry: true,
+  },
+};
+
+function errorCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  // undici wraps socket errors; the useful code can sit one level down in `cause`.
+  for (let depth = 0; depth < 3 && e && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code in TRANSPORT_FAILURES) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Map a transport failure to a GatewayError. Never includes the upstream key or a stack in the message. */
+function classify(err: unknown): { error: GatewayError; retry: boolean } {
+  if (err instanceof GatewayError) return { error: err, retry: false };
+  const code = errorCode(err);
+  const row = code ? TRANSPORT_FAILURES[code] : undefined;
+  if (row)
+    return { error: new GatewayError(row.kind, `${row.what} (${code})`, { cause: err }), retry: row.retry };
+  return {
+    error: new GatewayError('UPSTREAM_BAD_RESPONSE', 'the call to DashScope failed', { cause: err }),
+    retry: false,
+  };
+}
+
+/** Upstream statuses worth one more try: transient server-side failures. 429 is the rate limiter's business. */
+const RETRYABLE_STATUS = new Set([500, 502, 503, 504]);
+
+export class Upstream {
+  private readonly pools = new Map<string, Pool>();
+  private readonly origin: string;
+  private readonly authHeaders: Record<string, string>;
+  closed = false;
+
+  constructor(private readonly cfg: Config['upstream']) {
+    const url = new URL(cfg.baseUrl);
+    this.origin = url.origin;
+    this.authHeaders = { authorization: `Bearer ${cfg.apiKey}` };
+    if (cfg.workspace) this.authHeaders['x-dashscope-workspace'] = cfg.workspace;
+  }
+
+  private pool(origin: string): Pool {
+    let pool = this.pools.get(origin);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connections: this.cfg.connections,
+        connect: { timeout: this.cfg.connectTimeoutMs },
+        headersTimeout: this.cfg.headersTimeoutMs,
+        bodyTimeout: this.cfg.bodyTimeoutMs,
+        keepAliveTimeout: 30_000,
+      });
+      this.pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  /** One call with retries for idempotent requests. Resolves with any HTTP status; rejects with a GatewayError. */
+  async call(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const attempts = req.idempotent ? this.cfg.retries + 1 : 1;
+    for (let attempt = 1; ; attempt++) {
+      let res: UpstreamResponse | undefined;
+      let failure: { error: GatewayError; retry: boolean } | undefined;
+      try {
+        res = await this.once(req);
+      } catch (err) {
+        if (req.signal?.aborted) throw err;
+        failure = classify(err);
+      }
+      const retry = failure ? failure.retry : RETRYABLE_STATUS.has(res!.status);
+      if (attempt >= attempts || !retry) {
+        if (failure) throw failure.error;
+        return res!;
+      }
+      // Exponential backoff with full jitter keeps replicas from retrying in lockstep.
+      const delay = Math.random() * this.cfg.retryBaseMs * 2 ** (attempt - 1);
+      await sleep(delay, undefined, req.signal ? { signal: req.signal } : undefined);
+    }
+  }
+
+  private async once(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const started = performance.now();
+    const headers: Record<string, string> = {
+      ...req.headers,
+      ...this.authHeaders,
+      'x-request-id': req.requestId,
+      accept: 'application/json',
+    };
+    if (req.body !== undefined) headers['content-type'] = 'application/json';
+    const entry: UpstreamTrace = {
+      path: req.path.split('?')[0]!,
+      status: 'error',
+      requestId: undefined,
+      ms: 0,
+    };
+    req.trace?.push(entry);
+    try {
+      const res = await this.pool(this.origin).request({
+        method: req.method ?? 'POST',
+        path: req.path,
+        headers,
+        body: req.body,
+        signal: req.signal,
+      });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      const rid = res.headers['x-request-id'];
+      const out: UpstreamResponse = {
+        status: res.statusCode,
+        headers: res.headers,
+        body,
+        requestId: typeof rid === 'string' ? rid : undefined,
+      };
+      entry.status = res.statusCode;
+      entry.requestId = out.requestId;
+      return out;
+    } catch (err) {
+      entry.status = errorCode(err) ?? 'error';
+      throw err;
+    } finally {
+      entry.ms = Math.round((performance.now() - started) * 10) / 10;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+  }
+}
