@@ -15,7 +15,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config.js';
 import type { CallContext } from './embeddings/text-pipeline.js';
 import { type Dialect, dialectFor, GatewayError, renderError } from './errors.js';
-import { buildModelTable, type ModelTable } from './models.js';
+import { buildModelTable, type ModelTable } from './models/index.js';
 import { type Caller, KeyRing } from './plugins/auth.js';
 import { genRequestId } from './plugins/request-id.js';
 import { dashscopeTextEmbeddingRoutes } from './routes/dashscope-text-embedding.js';

@@ -5,7 +5,7 @@
  * The caller-facing shapes are built by the translator modules in ../translate/.
  */
 import { GatewayError, invalidInput } from '../errors.js';
-import type { TextEmbeddingModel } from '../models.js';
+import type { TextEmbeddingModel } from '../models/index.js';
 import { tokensOverLimit } from '../tokens.js';
 import type { Upstream, UpstreamTrace } from '../upstream/client.js';
 import { ScanError, type ScannedItem, scanEmbeddingReply } from '../upstream/embedding-scan.js';

@@ -15,9 +15,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { buildModelTable, type ModelTable } from '../models.js';
-import { estimateTokens, tokensOverLimit } from '../tokens.js';
-import { sparseFor, vectorFor } from './vectors.js';
+import { buildModelTable } from '../models/index.js';
+import { type EmulatorRoute, HttpError } from './route.js';
+import { ROUTES } from './routes/index.js';
 
 export interface RecordedRequest {
   method: string;
@@ -88,30 +88,6 @@ const DEFAULT_ERRORS: Record<number, { code: string; message: string }> = {
 };
 
 const MAX_RECORDED = 50_000;
-const NATIVE_TEXT = '/api/v1/services/embeddings/text-embedding/text-embedding';
-const COMPAT_EMBEDDINGS = '/compatible-mode/v1/embeddings';
-
-const NativeTextBody = z.object({
-  model: z.string(),
-  input: z.object({ texts: z.array(z.unknown()) }),
-  parameters: z.record(z.string(), z.unknown()).optional(),
-});
-const CompatBody = z.object({
-  model: z.string(),
-  input: z.union([z.string(), z.array(z.unknown())]),
-  dimensions: z.number().optional(),
-});
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -135,87 +111,6 @@ function send(
     ...extra,
   });
   res.end(body);
-}
-
-/** The texts of a call, checked as DashScope checks them. */
-function checkTexts(models: ModelTable, modelName: string, texts: unknown[]): string[] {
-  const model = models.get(modelName);
-  if (!model) throw new HttpError(400, 'InvalidParameter', 'Model not exist.');
-  if (texts.length > model.maxRows) {
-    throw new HttpError(
-      400,
-      'InvalidParameter',
-      `batch size is invalid, it should not be larger than ${model.maxRows}.: input.contents`,
-    );
-  }
-  for (const t of texts) {
-    if (typeof t !== 'string' || t.length === 0 || tokensOverLimit(t, model.maxTokens) !== undefined) {
-      throw new HttpError(400, 'InvalidParameter', `Range of input length should be [1, ${model.maxTokens}]`);
-    }
-  }
-  return texts as string[];
-}
-
-function dimensionFor(models: ModelTable, modelName: string, asked: unknown): number {
-  const model = models.get(modelName)!;
-  if (asked === undefined) return model.defaultDimension;
-  if (typeof asked !== 'number' || !model.dimensions.includes(asked)) {
-    throw new HttpError(
-      400,
-      'InvalidParameter',
-      `Value error, dimension should be one of ${model.dimensions.join(', ')}`,
-    );
-  }
-  return asked;
-}
-
-function nativeText(models: ModelTable, raw: string, requestId: string): string {
-  const parsed = NativeTextBody.safeParse(JSON.parse(raw));
-  if (!parsed.success)
-    throw new HttpError(
-      400,
-      'InvalidParameter',
-      'Required parameter(s) missing or invalid, please check the request parameters.',
-    );
-  const { model, input, parameters = {} } = parsed.data;
-  const texts = checkTexts(models, model, input.texts);
-  const dim = dimensionFor(models, model, parameters.dimension);
-  const outputType = parameters.output_type ?? 'dense';
-  if (outputType !== 'dense' && outputType !== 'sparse' && outputType !== 'dense&sparse') {
-    throw new HttpError(400, 'InvalidParameter', 'output_type should be one of dense, sparse, dense&sparse');
-  }
-  const embeddings = texts.map((text, i) => {
-    const item: Record<string, unknown> = {};
-    if (outputType !== 'sparse') item.embedding = vectorFor(text, dim, model);
-    if (outputType !== 'dense') item.sparse_embedding = sparseFor(text);
-    item.text_index = i;
-    return item;
-  });
-  const total = texts.reduce((s, t) => s + estimateTokens(t), 0);
-  return JSON.stringify({ output: { embeddings }, usage: { total_tokens: total }, request_id: requestId });
-}
-
-function compatEmbeddings(models: ModelTable, raw: string, requestId: string): string {
-  const parsed = CompatBody.safeParse(JSON.parse(raw));
-  if (!parsed.success)
-    throw new HttpError(400, 'InvalidParameter', 'Required parameter(s) missing or invalid');
-  const { model, input, dimensions } = parsed.data;
-  const texts = checkTexts(models, model, typeof input === 'string' ? [input] : input);
-  const dim = dimensionFor(models, model, dimensions);
-  // Compatible mode is float-only (contract §2.5): `encoding_format` is ignored, as upstream documents.
-  const data = texts.map((text, index) => ({
-    embedding: vectorFor(text, dim, model),
-    index,
-    object: 'embedding',
-  }));
-  const total = texts.reduce((s, t) => s + estimateTokens(t), 0);
-  return JSON.stringify({
-    data,
-    model,
-    object: 'list',
-    usage: { prompt_tokens: total, total_tokens: total },
-    id: requestId,
-  });
 }
 
 /** Compatible-mode errors are OpenAI-shaped with DashScope's code inside (contract §5.3). */
@@ -243,11 +138,24 @@ function compatError(err: HttpError, requestId: string): string {
   });
 }
 
+function errorBody(err: HttpError, dialect: 'native' | 'compat', requestId: string): string {
+  return dialect === 'compat'
+    ? compatError(err, requestId)
+    : JSON.stringify({ code: err.code, message: err.message, request_id: requestId });
+}
+
+function findRoute(method: string, path: string): EmulatorRoute | undefined {
+  return ROUTES.find(
+    (r) => r.method === method && (typeof r.path === 'string' ? r.path === path : r.path.test(path)),
+  );
+}
+
 export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
   const models = buildModelTable(opts.rowLimits ?? new Map());
   const received: RecordedRequest[] = [];
   let faults: ActiveFault[] = [];
   const cache = new Map<string, string>();
+  const instance = {};
 
   const takeFault = (path: string): ActiveFault | undefined => {
     const f = faults.find((x) => path.startsWith(x.path ?? '/'));
@@ -270,7 +178,13 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
       return send(res, 204, '', rid);
     }
     if (path === '/__emulator/faults' && req.method === 'POST') {
-      const f = FaultSchema.safeParse(JSON.parse(await readBody(req)));
+      let json: unknown;
+      try {
+        json = JSON.parse(await readBody(req));
+      } catch {
+        return send(res, 400, '{"message":"fault must be JSON"}', rid);
+      }
+      const f = FaultSchema.safeParse(json);
       if (!f.success) return send(res, 400, JSON.stringify({ message: f.error.message }), rid);
       faults.push(f.data);
       return send(res, 201, '{}', rid);
@@ -293,7 +207,8 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
       });
     }
     const requestId = randomUUID();
-    const isCompat = path.startsWith('/compatible-mode/');
+    const route = findRoute(req.method ?? '', path);
+    const dialect = route?.dialect ?? (path.startsWith('/compatible-mode/') ? 'compat' : 'native');
 
     const fault = takeFault(path);
     if (fault?.delayMs) await sleep(fault.delayMs);
@@ -310,9 +225,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
       const body =
         fault.body !== undefined
           ? JSON.stringify(fault.body)
-          : isCompat
-            ? compatError(new HttpError(fault.status, def.code, def.message), requestId)
-            : JSON.stringify({ ...def, request_id: requestId });
+          : errorBody(new HttpError(fault.status, def.code, def.message), dialect, requestId);
       return send(res, fault.status, body, requestId, fault.headers);
     }
 
@@ -320,30 +233,28 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
       if (req.headers.authorization !== `Bearer ${opts.apiKey}`) {
         throw new HttpError(401, 'InvalidApiKey', 'Invalid API-key provided.');
       }
-      if (req.method !== 'POST' || (path !== NATIVE_TEXT && path !== COMPAT_EMBEDDINGS)) {
-        throw new HttpError(404, 'NotFound', `emulator: no such endpoint ${req.method} ${path}`);
-      }
-      const cached = opts.fast ? cache.get(path + raw) : undefined;
+      if (!route) throw new HttpError(404, 'NotFound', `emulator: no such endpoint ${req.method} ${path}`);
+      const cacheKey = opts.fast && route.cacheable ? path + raw : undefined;
+      const cached = cacheKey ? cache.get(cacheKey) : undefined;
       if (cached) return send(res, 200, cached, requestId);
-      let body: string;
-      try {
-        body =
-          path === NATIVE_TEXT
-            ? nativeText(models, raw, requestId)
-            : compatEmbeddings(models, raw, requestId);
-      } catch (err) {
-        if (err instanceof SyntaxError)
-          throw new HttpError(400, 'InvalidParameter', 'Request body is not valid JSON.');
-        throw err;
-      }
-      if (opts.fast && cache.size < 256) cache.set(path + raw, body);
-      return send(res, 200, body, requestId);
+      const reply = await route.handle({
+        req,
+        res,
+        path,
+        query: new URL(req.url ?? '/', 'http://emulator').searchParams,
+        body: raw,
+        requestId,
+        models,
+        instance,
+        apiKey: opts.apiKey,
+      });
+      if (!reply) return; // the endpoint streamed its own reply
+      const text = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
+      if (cacheKey && reply.status === 200 && cache.size < 256) cache.set(cacheKey, text);
+      return send(res, reply.status, text, requestId, reply.headers);
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
-      const body = isCompat
-        ? compatError(err, requestId)
-        : JSON.stringify({ code: err.code, message: err.message, request_id: requestId });
-      return send(res, err.status, body, requestId);
+      return send(res, err.status, errorBody(err, dialect, requestId), requestId);
     }
   };
 

@@ -16,7 +16,7 @@ export async function dashscopeTextEmbeddingRoutes(app: FastifyInstance): Promis
     const req = parseBody(NativeTextEmbeddingBody, request.body);
     request.ctx.model = req.model;
     const model = models.get(req.model);
-    if (!model) {
+    if (model?.kind !== 'text-embedding') {
       throw new GatewayError(
         'UNKNOWN_MODEL',
         `model "${req.model}" is not a text-embedding model served here; known: ${models.names().join(', ')}`,

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { checkTexts, type TextEmbeddingJob, type TextEmbeddingResult } from '../embeddings/text-pipeline.js';
 import { invalidInput } from '../errors.js';
-import type { TextEmbeddingModel } from '../models.js';
+import type { TextEmbeddingModel } from '../models/index.js';
 import { parseBody } from '../validation.js';
 
 export const NativeTextEmbeddingBody = z.object({

@@ -6,7 +6,7 @@
 
 import { checkTexts, type TextEmbeddingJob, type TextEmbeddingResult } from '../embeddings/text-pipeline.js';
 import { invalidInput } from '../errors.js';
-import type { TextEmbeddingModel } from '../models.js';
+import type { TextEmbeddingModel } from '../models/index.js';
 import type { OpenAIEmbeddingsRequest } from './openai-embeddings-schema.js';
 import { renderOpenAIEmbeddings } from './openai-render.js';
 

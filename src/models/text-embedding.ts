@@ -1,7 +1,5 @@
 /**
- * The model table: what the gateway knows about each upstream model, in one place.
- * A new model is a new row, not new code. Row limits have changed over time upstream
- * (text-embedding-v3 went 6 → 20 → 10), so they can be overridden with MODEL_ROW_LIMITS.
+ * Text-embedding models (native text-embedding endpoint; also served on /v1/embeddings).
  * Sources: DashScope "text embedding synchronous API" and the embedding model overview; see README "Models".
  */
 
@@ -19,7 +17,7 @@ export interface TextEmbeddingModel {
   sparse: boolean;
 }
 
-const TEXT_MODELS: readonly TextEmbeddingModel[] = [
+export const TEXT_EMBEDDING_MODELS: readonly TextEmbeddingModel[] = [
   {
     kind: 'text-embedding',
     name: 'text-embedding-v1',
@@ -58,23 +56,3 @@ const TEXT_MODELS: readonly TextEmbeddingModel[] = [
     sparse: true,
   },
 ];
-
-export type Model = TextEmbeddingModel;
-
-export interface ModelTable {
-  get(name: string): Model | undefined;
-  names(): string[];
-}
-
-/** Build the table with operator overrides applied (unknown names in the overrides are an error). */
-export function buildModelTable(rowLimits: Map<string, number>): ModelTable {
-  const byName = new Map<string, Model>();
-  for (const m of TEXT_MODELS) byName.set(m.name, { ...m, maxRows: rowLimits.get(m.name) ?? m.maxRows });
-  for (const name of rowLimits.keys()) {
-    if (!byName.has(name)) throw new Error(`MODEL_ROW_LIMITS names an unknown model: ${name}`);
-  }
-  return {
-    get: (name) => byName.get(name),
-    names: () => [...byName.keys()],
-  };
-}
