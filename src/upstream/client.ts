@@ -5,8 +5,9 @@
  * Transport failures map through TRANSPORT_FAILURES; upstream HTTP statuses through ./errors.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
 
@@ -31,6 +32,31 @@ export interface UpstreamRequest {
   trace?: UpstreamTrace[];
   /** Safe to retry on connection failures and 5xx (embeddings are; task submission is not). */
   idempotent?: boolean;
+  /** The model the call is for: the upstream budget is per model. */
+  model?: string;
+  /** Accept header to send (SSE streams want text/event-stream). */
+  accept?: string;
+}
+
+/**
+ * Admission control for upstream calls (the shared upstream budget plugs in here). `acquire` runs before
+ * every attempt, so each chunk of a split batch, each retry and each task poll takes a unit; it resolves
+ * when the call may go, or throws a GatewayError (429) when it cannot go in time. `observe` sees every
+ * upstream status, so a DashScope 429 can make every replica back off.
+ */
+export interface UpstreamGate {
+  acquire(req: UpstreamRequest): Promise<void>;
+  observe(req: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void;
+}
+
+const OPEN_GATE: UpstreamGate = { acquire: async () => {}, observe: () => {} };
+
+export interface UpstreamStream {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The reply body as it arrives; destroy it to abort the upstream request. */
+  body: Readable;
+  requestId: string | undefined;
 }
 
 export interface UpstreamResponse {
@@ -118,7 +144,10 @@ export class Upstream {
   private readonly authHeaders: Record<string, string>;
   closed = false;
 
-  constructor(private readonly cfg: Config['upstream']) {
+  constructor(
+    private readonly cfg: Config['upstream'],
+    readonly gate: UpstreamGate = OPEN_GATE,
+  ) {
     const url = new URL(cfg.baseUrl);
     this.origin = url.origin;
     this.authHeaders = { authorization: `Bearer ${cfg.apiKey}` };
@@ -163,22 +192,18 @@ export class Upstream {
     }
   }
 
-  private async once(req: UpstreamRequest): Promise<UpstreamResponse> {
-    const started = performance.now();
+  /** Sends one attempt and returns as soon as the status and headers are in (body not read). */
+  private async dispatch(req: UpstreamRequest, entry: UpstreamTrace): Promise<Dispatcher.ResponseData> {
+    await this.gate.acquire(req);
     const headers: Record<string, string> = {
       ...req.headers,
       ...this.authHeaders,
       'x-request-id': req.requestId,
-      accept: 'application/json',
+      accept: req.accept ?? 'application/json',
     };
     if (req.body !== undefined) headers['content-type'] = 'application/json';
-    const entry: UpstreamTrace = {
-      path: req.path.split('?')[0]!,
-      status: 'error',
-      requestId: undefined,
-      ms: 0,
-    };
     req.trace?.push(entry);
+    const started = performance.now();
     try {
       const res = await this.pool(this.origin).request({
         method: req.method ?? 'POST',
@@ -187,22 +212,56 @@ export class Upstream {
         body: req.body,
         signal: req.signal,
       });
-      const body = Buffer.from(await res.body.arrayBuffer());
       const rid = res.headers['x-request-id'];
-      const out: UpstreamResponse = {
-        status: res.statusCode,
-        headers: res.headers,
-        body,
-        requestId: typeof rid === 'string' ? rid : undefined,
-      };
       entry.status = res.statusCode;
-      entry.requestId = out.requestId;
-      return out;
+      entry.requestId = typeof rid === 'string' ? rid : undefined;
+      this.gate.observe(req, res.statusCode, res.headers);
+      return res;
     } catch (err) {
       entry.status = errorCode(err) ?? 'error';
       throw err;
     } finally {
       entry.ms = Math.round((performance.now() - started) * 10) / 10;
+    }
+  }
+
+  private async once(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const entry: UpstreamTrace = {
+      path: req.path.split('?')[0]!,
+      status: 'error',
+      requestId: undefined,
+      ms: 0,
+    };
+    const res = await this.dispatch(req, entry);
+    const started = performance.now();
+    try {
+      const body = Buffer.from(await res.body.arrayBuffer());
+      return { status: res.statusCode, headers: res.headers, body, requestId: entry.requestId };
+    } catch (err) {
+      entry.status = errorCode(err) ?? 'error';
+      throw err;
+    } finally {
+      entry.ms = Math.round((entry.ms + performance.now() - started) * 10) / 10;
+    }
+  }
+
+  /**
+   * One attempt whose body is handed over as a stream (SSE relays). Never retried: part of the reply may
+   * already have reached the caller. Transport failures before the headers map like call()'s.
+   */
+  async stream(req: UpstreamRequest): Promise<UpstreamStream> {
+    const entry: UpstreamTrace = {
+      path: req.path.split('?')[0]!,
+      status: 'error',
+      requestId: undefined,
+      ms: 0,
+    };
+    try {
+      const res = await this.dispatch(req, entry);
+      return { status: res.statusCode, headers: res.headers, body: res.body, requestId: entry.requestId };
+    } catch (err) {
+      if (req.signal?.aborted) throw err;
+      throw classify(err).error;
     }
   }
 
