@@ -8,5 +8,6 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Tests start real servers on loopback ports; files run in parallel forks, tests inside a file in order.
     pool: 'forks',
+    globalSetup: ['test/global-setup.ts'],
   },
 });

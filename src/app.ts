@@ -11,6 +11,7 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
+import type { Redis } from 'ioredis';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config.js';
 import type { CallContext } from './embeddings/text-pipeline.js';
@@ -18,6 +19,7 @@ import { type Dialect, dialectFor, GatewayError, renderError } from './errors.js
 import { buildModelTable, type ModelTable } from './models/index.js';
 import { type Caller, KeyRing } from './plugins/auth.js';
 import { genRequestId } from './plugins/request-id.js';
+import { createRedis } from './redis.js';
 import { dashscopeTextEmbeddingRoutes } from './routes/dashscope-text-embedding.js';
 import { healthRoutes } from './routes/health.js';
 import { openAIEmbeddingsRoutes } from './routes/openai-embeddings.js';
@@ -36,6 +38,8 @@ export interface Gateway {
   config: Config;
   upstream: Upstream;
   models: ModelTable;
+  /** Shared state across replicas; undefined when REDIS_URL is unset (state is then per process). */
+  redis: Redis | undefined;
 }
 
 declare module 'fastify' {
@@ -149,12 +153,18 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     return503OnClosing: true,
   });
 
+  const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
+  // A Redis outage must not crash the process: features fall back and log (ioredis emits 'error' on every failed reconnect).
+  redis?.on('error', () => {});
   const upstream = new Upstream(config.upstream);
   const keys = new KeyRing(config.gatewayKeys, config.allowAnonymous);
-  app.decorate('gw', { config, upstream, models: buildModelTable(config.rowLimits) });
+  app.decorate('gw', { config, upstream, models: buildModelTable(config.rowLimits), redis });
   app.decorateRequest('ctx', null as unknown as RequestContext);
   app.decorateRequest('caller', undefined);
-  app.addHook('onClose', async () => upstream.close());
+  app.addHook('onClose', async () => {
+    await upstream.close();
+    redis?.disconnect();
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     request.ctx = { caller: undefined, model: undefined, inputs: undefined, upstream: [], error: undefined };

@@ -76,6 +76,7 @@ const EnvSchema = z.object({
   UPSTREAM_SPLIT_CONCURRENCY: int(1, 64).default(4),
   MODEL_ROW_LIMITS: rowLimits.default(new Map()),
   MAX_INPUTS_PER_REQUEST: int(1, 100_000).default(2048),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -101,6 +102,8 @@ export interface Config {
   bodyLimit: number;
   rowLimits: Map<string, number>;
   maxInputsPerRequest: number;
+  /** Shared state between replicas (upstream budget, task owners); in-memory state when absent. */
+  redisUrl: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -176,5 +179,6 @@ export function loadConfig(
     bodyLimit: e.BODY_LIMIT_BYTES,
     rowLimits: e.MODEL_ROW_LIMITS,
     maxInputsPerRequest: e.MAX_INPUTS_PER_REQUEST,
+    redisUrl: e.REDIS_URL,
   };
 }
