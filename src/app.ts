@@ -199,6 +199,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     if (gwErr.statusCode >= 500)
       request.log.error({ err: gwErr.cause ?? gwErr, kind: gwErr.kind }, gwErr.message);
     if (reply.sent || reply.raw.headersSent) return;
+    // DashScope's own ids matter most when something failed: support asks for them.
+    const upstreamIds = request.ctx.upstream.flatMap((u) => (u.requestId ? [u.requestId] : []));
+    if (upstreamIds.length > 0) reply.header('x-dashscope-request-id', upstreamIds.join(','));
     reply.code(rendered.status).headers(rendered.headers).type('application/json').send(rendered.body);
   });
 

@@ -155,6 +155,8 @@ describe('upstream failure table', () => {
       }
       expectNoLeak(res.body);
       expect(upstreamCalls(s.emu)).toHaveLength(1);
+      // When DashScope answered, its request id reaches the caller for support tickets.
+      if (row.fault.status) expect(res.headers['x-dashscope-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     });
 
     it('upstream headers timeout → 504', async () => {
