@@ -141,6 +141,8 @@ const RETRYABLE_STATUS = new Set([500, 502, 503, 504]);
 export class Upstream {
   private readonly pools = new Map<string, Pool>();
   private readonly origin: string;
+  /** A path prefix in DASHSCOPE_BASE_URL (an egress proxy mounted under a path) goes before every call's path. */
+  private readonly prefix: string;
   private readonly authHeaders: Record<string, string>;
   closed = false;
 
@@ -150,6 +152,7 @@ export class Upstream {
   ) {
     const url = new URL(cfg.baseUrl);
     this.origin = url.origin;
+    this.prefix = url.pathname.replace(/\/+$/, '');
     this.authHeaders = { authorization: `Bearer ${cfg.apiKey}` };
     if (cfg.workspace) this.authHeaders['x-dashscope-workspace'] = cfg.workspace;
   }
@@ -207,7 +210,7 @@ export class Upstream {
     try {
       const res = await this.pool(this.origin).request({
         method: req.method ?? 'POST',
-        path: req.path,
+        path: this.prefix + req.path,
         headers,
         body: req.body,
         signal: req.signal,

@@ -107,4 +107,24 @@ describe('POST /v1/embeddings', () => {
     expect(JSON.stringify(call!.headers)).not.toContain('gw-alice-secret-key-0001');
     expect(res.headers['x-dashscope-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
+
+  it('keeps a path prefix of DASHSCOPE_BASE_URL (egress proxies mounted under a path)', async () => {
+    // A second gateway whose base URL points at this suite's emulator under a path prefix.
+    const prefixed = await startStack({
+      env: { DASHSCOPE_BASE_URL: `${s.emu.url}/egress/dashscope/`, UPSTREAM_RETRIES: '0' },
+    });
+    try {
+      await prefixed.app.inject({
+        method: 'POST',
+        url: '/v1/embeddings',
+        headers: auth(),
+        payload: { model: 'text-embedding-v4', input: 'x', dimensions: 64 },
+      });
+      expect(s.emu.received.map((r) => r.url)).toEqual([
+        '/egress/dashscope/api/v1/services/embeddings/text-embedding/text-embedding',
+      ]);
+    } finally {
+      await prefixed.close();
+    }
+  });
 });
