@@ -23,7 +23,8 @@ export function parseBody<S extends z.ZodType>(
   if (data === undefined || data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new GatewayError('INVALID_JSON', 'the request body must be a JSON object', { param: 'body' });
   }
-  const r = schema.safeParse(data);
+  // reportInput: without it zod 4 leaves `issue.input` unset, and every wrong type would read "is required".
+  const r = schema.safeParse(data, { reportInput: true });
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   const path = fieldPath([...prefix, ...issue.path]);
