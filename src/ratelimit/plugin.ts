@@ -1,0 +1,56 @@
+/**
+ * Wires the upstream budget into the request lifecycle: each request runs inside its budget scope (so the gate
+ * knows the caller key and can leave the budget state), responses carry x-ratelimit-*-requests for the model
+ * used, waiting calls are answered before the server closes, and start-up waits briefly for Redis.
+ * Register it after the authentication hook and before the routes.
+ */
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { UpstreamBudget } from './budget.js';
+import { type BudgetScope, budgetScope, durationText } from './context.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The upstream budget scope of this request (caller key, x-ratelimit-*-requests values). */
+    budgetScope: BudgetScope | undefined;
+  }
+}
+
+export interface BudgetPluginOptions {
+  budget: UpstreamBudget;
+  /** The model table's names: a RATE_LIMIT_MODELS entry naming none of them is most likely a typo. */
+  knownModels: string[];
+}
+
+async function budgetPlugin(app: FastifyInstance, opts: BudgetPluginOptions): Promise<void> {
+  const { budget } = opts;
+  const unknown = budget.ruleModels().filter((m) => !opts.knownModels.includes(m));
+  if (unknown.length > 0) {
+    app.log.warn({ models: unknown }, 'RATE_LIMIT_MODELS names models this gateway does not serve');
+  }
+  app.decorateRequest('budgetScope', undefined);
+
+  // Callback style on purpose: calling done() inside run() makes the rest of the lifecycle (the handler and its
+  // upstream calls) run in this request's scope.
+  app.addHook('onRequest', (request, _reply, done) => {
+    const scope: BudgetScope = { caller: request.caller?.name ?? 'anonymous', headers: undefined };
+    request.budgetScope = scope;
+    budgetScope.run(scope, done);
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const h = request.budgetScope?.headers;
+    if (h) {
+      reply.header('x-ratelimit-limit-requests', String(h.limit));
+      reply.header('x-ratelimit-remaining-requests', String(h.remaining));
+      reply.header('x-ratelimit-reset-requests', durationText(h.resetMs));
+    }
+    return payload;
+  });
+
+  app.addHook('onReady', async () => budget.waitForRedis(2_000));
+  // Before the server stops: queued calls get a 503 now instead of holding the shutdown for RATE_LIMIT_MAX_WAIT_MS.
+  app.addHook('preClose', async () => budget.close());
+}
+
+export const upstreamBudgetHooks = fp(budgetPlugin, { name: 'upstream-budget', fastify: '5.x' });
