@@ -18,11 +18,20 @@ import type { CallContext } from './embeddings/text-pipeline.js';
 import { type Dialect, dialectFor, GatewayError, renderError } from './errors.js';
 import { buildModelTable, type ModelTable } from './models/index.js';
 import { type Caller, KeyRing } from './plugins/auth.js';
+import { callerLimits } from './plugins/caller-limits.js';
 import { genRequestId } from './plugins/request-id.js';
+import { UpstreamBudget } from './ratelimit/budget.js';
+import { upstreamBudgetHooks } from './ratelimit/plugin.js';
 import { createRedis } from './redis.js';
+import { dashscopeMultimodalEmbeddingRoutes } from './routes/dashscope-multimodal-embedding.js';
+import { dashscopeMultimodalGenerationRoutes } from './routes/dashscope-multimodal-generation.js';
+import { dashscopeTaskRoutes } from './routes/dashscope-tasks.js';
 import { dashscopeTextEmbeddingRoutes } from './routes/dashscope-text-embedding.js';
+import { dashscopeUploadRoutes } from './routes/dashscope-uploads.js';
 import { healthRoutes } from './routes/health.js';
+import { openAIChatCompletionsRoutes } from './routes/openai-chat-completions.js';
 import { openAIEmbeddingsRoutes } from './routes/openai-embeddings.js';
+import { createTaskOwnerStore, type TaskOwnerStore } from './tasks/index.js';
 import { Upstream, type UpstreamTrace } from './upstream/client.js';
 
 /** What a handler records for the access log. */
@@ -40,6 +49,10 @@ export interface Gateway {
   models: ModelTable;
   /** Shared state across replicas; undefined when REDIS_URL is unset (state is then per process). */
   redis: Redis | undefined;
+  /** The budget of calls to DashScope (the upstream gate); its status() feeds /readyz. */
+  budget: UpstreamBudget;
+  /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
+  tasks: TaskOwnerStore;
 }
 
 declare module 'fastify' {
@@ -94,19 +107,28 @@ export function callContext(request: FastifyRequest, reply: FastifyReply): CallC
   };
 }
 
+/** The abort reason when the caller leaves; undici and timers rethrow it, and the error handler recognises the name. */
+function callerGone(): Error {
+  return new DOMException('caller disconnected', 'AbortError');
+}
+
 /** Aborted when the caller goes away before the reply is written: upstream work stops with it. */
 export function callerSignal(request: FastifyRequest, reply: FastifyReply): AbortSignal {
   const ac = new AbortController();
   reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) ac.abort(new Error('caller disconnected'));
+    if (!reply.raw.writableFinished) ac.abort(callerGone());
   });
-  request.raw.once('aborted', () => ac.abort(new Error('caller disconnected')));
+  request.raw.once('aborted', () => ac.abort(callerGone()));
   return ac.signal;
 }
 
 /** Map any error to a GatewayError: ours pass through, Fastify's get a catalogue row, the rest are masked. */
-function toGatewayError(err: FastifyError | Error, bodyLimit: number): GatewayError {
+function toGatewayError(err: FastifyError | Error, bodyLimit: number, callerGone: boolean): GatewayError {
   if (err instanceof GatewayError) return err;
+  // An abort we caused because the caller disconnected is not a gateway fault.
+  if (callerGone && (err.name === 'AbortError' || (err as FastifyError).code === 'UND_ERR_ABORTED')) {
+    return new GatewayError('CALLER_CLOSED', 'the caller closed the connection before the reply was ready');
+  }
   const code = (err as FastifyError).code;
   const status = (err as FastifyError).statusCode;
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -156,9 +178,19 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
   // A Redis outage must not crash the process: features fall back and log (ioredis emits 'error' on every failed reconnect).
   redis?.on('error', () => {});
-  const upstream = new Upstream(config.upstream);
+  const budget = new UpstreamBudget(config.upstreamBudget, redis, logger);
+  const upstream = new Upstream(config.upstream, budget);
   const keys = new KeyRing(config.gatewayKeys, config.allowAnonymous);
-  app.decorate('gw', { config, upstream, models: buildModelTable(config.rowLimits), redis });
+  app.decorate('gw', {
+    config,
+    upstream,
+    models: buildModelTable(config.rowLimits),
+    redis,
+    budget,
+    tasks: createTaskOwnerStore(redis),
+  });
+  // Only JSON bodies: without this Fastify would parse text/plain and the caller would get a misleading 400.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('ctx', null as unknown as RequestContext);
   app.decorateRequest('caller', undefined);
   app.addHook('onClose', async () => {
@@ -166,9 +198,41 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     redis?.disconnect();
   });
 
+  // One access-log line per request; fields are chosen, never whole headers, so no key can slip in.
+  // `aborted`: the caller went away before the reply was complete.
+  const logged = new WeakSet<FastifyRequest>();
+  const accessLog = (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void => {
+    if (logged.has(request)) return;
+    logged.add(request);
+    const ctx = request.ctx;
+    const upstreamMs = ctx?.upstream.reduce((s, u) => s + u.ms, 0) ?? 0;
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url.split('?')[0],
+        route: request.routeOptions.url,
+        status: reply.statusCode,
+        caller: ctx?.caller,
+        model: ctx?.model,
+        inputs: ctx?.inputs,
+        upstream_calls: ctx?.upstream.length ?? 0,
+        upstream: ctx?.upstream,
+        upstream_ms: Math.round(upstreamMs * 10) / 10,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        error: ctx?.error,
+        aborted: aborted || undefined,
+      },
+      'request',
+    );
+  };
+
   app.addHook('onRequest', async (request, reply) => {
     request.ctx = { caller: undefined, model: undefined, inputs: undefined, upstream: [], error: undefined };
     reply.header('x-request-id', request.id);
+    // A caller that hangs up mid-reply (a stream, typically) gets no onResponse: log it here instead.
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) accessLog(request, reply, true);
+    });
     if (request.routeOptions.config?.public) return;
     const caller = keys.authenticate(request.headers);
     if (!caller) {
@@ -185,7 +249,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   });
 
   app.setErrorHandler((err: FastifyError | Error, request, reply) => {
-    const gwErr = toGatewayError(err, config.bodyLimit);
+    const gwErr = toGatewayError(err, config.bodyLimit, request.raw.destroyed || reply.raw.destroyed);
     const dialect: Dialect = dialectFor(request.url);
     const rendered = renderError(gwErr, dialect, request.id);
     request.ctx ??= {
@@ -209,31 +273,21 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     throw new GatewayError('NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`);
   });
 
-  // One access-log line per request; fields are chosen, never whole headers, so no key can slip in.
-  app.addHook('onResponse', async (request, reply) => {
-    const ctx = request.ctx;
-    const upstreamMs = ctx?.upstream.reduce((s, u) => s + u.ms, 0) ?? 0;
-    request.log.info(
-      {
-        method: request.method,
-        url: request.url.split('?')[0],
-        route: request.routeOptions.url,
-        status: reply.statusCode,
-        caller: ctx?.caller,
-        model: ctx?.model,
-        inputs: ctx?.inputs,
-        upstream_calls: ctx?.upstream.length ?? 0,
-        upstream: ctx?.upstream,
-        upstream_ms: Math.round(upstreamMs * 10) / 10,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        error: ctx?.error,
-      },
-      'request',
-    );
-  });
+  app.addHook('onResponse', async (request, reply) => accessLog(request, reply, false));
 
+  await app.register(upstreamBudgetHooks, { budget, knownModels: app.gw.models.names() });
+  await app.register(callerLimits, {
+    limits: config.callerLimits,
+    redis,
+    keyPrefix: config.upstreamBudget.keyPrefix,
+  });
   await app.register(healthRoutes);
   await app.register(openAIEmbeddingsRoutes);
   await app.register(dashscopeTextEmbeddingRoutes);
+  await app.register(dashscopeMultimodalGenerationRoutes);
+  await app.register(openAIChatCompletionsRoutes);
+  await app.register(dashscopeMultimodalEmbeddingRoutes);
+  await app.register(dashscopeTaskRoutes);
+  await app.register(dashscopeUploadRoutes);
   return app;
 }

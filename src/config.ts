@@ -5,6 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { ROW_LIMITED_MODELS } from './models/index.js';
+import {
+  budgetRules,
+  type CallerLimit,
+  callerLimits,
+  type UpstreamBudgetSettings,
+} from './ratelimit/settings.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
@@ -48,6 +55,13 @@ const rowLimits = z.string().transform((raw, ctx) => {
       ctx.addIssue({ code: 'custom', message: `"${item}" is not model=rows (rows ≥ 1)` });
       return z.NEVER;
     }
+    if (!ROW_LIMITED_MODELS.includes(m[1]!)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${m[1]}" is not a model with a per-call row limit (${ROW_LIMITED_MODELS.join(', ')})`,
+      });
+      return z.NEVER;
+    }
     out.set(m[1]!, Number(m[2]));
   }
   return out;
@@ -77,6 +91,19 @@ const EnvSchema = z.object({
   MODEL_ROW_LIMITS: rowLimits.default(new Map()),
   MAX_INPUTS_PER_REQUEST: int(1, 100_000).default(2048),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  // Upstream budget (src/ratelimit/): calls to DashScope per window, per model or group of models.
+  RATE_LIMIT_RPM: int(0, 1_000_000).default(120),
+  RATE_LIMIT_WINDOW_MS: int(100, 3_600_000).default(60_000),
+  RATE_LIMIT_MARGIN_MS: int(0, 60_000).default(100),
+  RATE_LIMIT_MODELS: budgetRules.default([]),
+  RATE_LIMIT_MAX_WAIT_MS: int(0, 600_000).default(30_000),
+  RATE_LIMIT_QUEUE_SIZE: int(1, 1_000_000).default(1000),
+  RATE_LIMIT_REPLICAS: int(1, 1000).default(1),
+  RATE_LIMIT_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,64}$/)
+    .default('dsgw:'),
+  CALLER_RATE_LIMITS: callerLimits.default(new Map()),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -104,6 +131,10 @@ export interface Config {
   maxInputsPerRequest: number;
   /** Shared state between replicas (upstream budget, task owners); in-memory state when absent. */
   redisUrl: string | undefined;
+  /** The budget of calls to DashScope, shared through Redis when redisUrl is set. */
+  upstreamBudget: UpstreamBudgetSettings;
+  /** Per gateway key name (or `*`): incoming requests allowed per window. */
+  callerLimits: Map<string, CallerLimit>;
 }
 
 export class ConfigError extends Error {
@@ -154,6 +185,29 @@ export function loadConfig(
     if (apiKey && e.GATEWAY_API_KEYS.some((k) => k.key === apiKey)) {
       problems.push('GATEWAY_API_KEYS must not contain the upstream DashScope key');
     }
+    for (const { name, limit } of [
+      { name: 'RATE_LIMIT_RPM', limit: e.RATE_LIMIT_RPM },
+      ...e.RATE_LIMIT_MODELS.map((r) => ({ name: `RATE_LIMIT_MODELS ${r.name}`, limit: r.limit })),
+    ]) {
+      if (limit > 0 && limit < e.RATE_LIMIT_REPLICAS) {
+        problems.push(
+          `${name}: ${limit} is less than RATE_LIMIT_REPLICAS (${e.RATE_LIMIT_REPLICAS}); each replica's fallback share would be below one call per window`,
+        );
+      }
+    }
+    if (e.RATE_LIMIT_MARGIN_MS >= e.RATE_LIMIT_WINDOW_MS) {
+      problems.push('RATE_LIMIT_MARGIN_MS must be smaller than RATE_LIMIT_WINDOW_MS');
+    }
+    const callerNames = new Set([
+      ...e.GATEWAY_API_KEYS.map((k) => k.name),
+      '*',
+      ...(e.GATEWAY_ALLOW_ANONYMOUS ? ['anonymous'] : []),
+    ]);
+    for (const name of e.CALLER_RATE_LIMITS.keys()) {
+      if (!callerNames.has(name)) {
+        problems.push(`CALLER_RATE_LIMITS: "${name}" is not a key name in GATEWAY_API_KEYS`);
+      }
+    }
   }
   if (problems.length > 0 || !parsed.success || !apiKey) throw new ConfigError(problems);
   const e = parsed.data;
@@ -180,5 +234,16 @@ export function loadConfig(
     rowLimits: e.MODEL_ROW_LIMITS,
     maxInputsPerRequest: e.MAX_INPUTS_PER_REQUEST,
     redisUrl: e.REDIS_URL,
+    upstreamBudget: {
+      defaultLimit: e.RATE_LIMIT_RPM,
+      windowMs: e.RATE_LIMIT_WINDOW_MS,
+      marginMs: e.RATE_LIMIT_MARGIN_MS,
+      rules: e.RATE_LIMIT_MODELS,
+      maxWaitMs: e.RATE_LIMIT_MAX_WAIT_MS,
+      queueSize: e.RATE_LIMIT_QUEUE_SIZE,
+      replicas: e.RATE_LIMIT_REPLICAS,
+      keyPrefix: e.RATE_LIMIT_KEY_PREFIX,
+    },
+    callerLimits: e.CALLER_RATE_LIMITS,
   };
 }

@@ -106,6 +106,20 @@ export const ERRORS = {
     openaiType: 'api_error',
     openaiCode: 'upstream_timeout',
   },
+  /** Shared gateway state (Redis) is unreachable and the answer depends on it (task ownership). */
+  STATE_UNAVAILABLE: {
+    status: 503,
+    dashscope: 'ServiceUnavailable',
+    openaiType: 'api_error',
+    openaiCode: 'service_unavailable',
+  },
+  /** The caller went away before the reply was ready (nginx's 499): nothing is sent, it is logged at info. */
+  CALLER_CLOSED: {
+    status: 499,
+    dashscope: 'ClientClosedRequest',
+    openaiType: 'api_error',
+    openaiCode: 'client_closed_request',
+  },
   INTERNAL: {
     status: 500,
     dashscope: 'InternalError',

@@ -132,6 +132,7 @@ export async function runTextEmbedding(
     const res = await ctx.upstream.call({
       path: TEXT_EMBEDDING_PATH,
       body,
+      model: job.model.name,
       requestId: ctx.requestId,
       signal,
       trace: ctx.trace,

@@ -61,6 +61,8 @@ export interface Emulator {
   url: string;
   port: number;
   received: RecordedRequest[];
+  /** Passed to every endpoint as ctx.instance: endpoint modules key per-emulator state (and test getters) on it. */
+  instance: object;
   addFault(f: Fault): void;
   clearFaults(): void;
   clearReceived(): void;
@@ -274,6 +276,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
     received,
+    instance,
     addFault: (f) => faults.push(FaultSchema.parse(f)),
     clearFaults: () => {
       faults = [];

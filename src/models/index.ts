@@ -1,5 +1,11 @@
+import { ASYNC_TEXT_EMBEDDING_MODELS, type AsyncTextEmbeddingModel } from './async-text-embedding.js';
+import { CONVERSATION_MODELS, type ConversationModel } from './conversation.js';
+import { MULTIMODAL_EMBEDDING_MODELS, type MultimodalEmbeddingModel } from './multimodal-embedding.js';
 import { TEXT_EMBEDDING_MODELS, type TextEmbeddingModel } from './text-embedding.js';
 
+export type { AsyncTextEmbeddingModel } from './async-text-embedding.js';
+export type { ConversationModel } from './conversation.js';
+export type { Modality, MultimodalEmbeddingModel } from './multimodal-embedding.js';
 export type { TextEmbeddingModel } from './text-embedding.js';
 
 /**
@@ -9,9 +15,23 @@ export type { TextEmbeddingModel } from './text-embedding.js';
  */
 
 /** Every model family; a new family adds its type here and its rows to ALL_MODELS. */
-export type Model = TextEmbeddingModel;
+export type Model =
+  | TextEmbeddingModel
+  | AsyncTextEmbeddingModel
+  | MultimodalEmbeddingModel
+  | ConversationModel;
 
-const ALL_MODELS: readonly Model[] = [...TEXT_EMBEDDING_MODELS];
+const ALL_MODELS: readonly Model[] = [
+  ...TEXT_EMBEDDING_MODELS,
+  ...ASYNC_TEXT_EMBEDDING_MODELS,
+  ...MULTIMODAL_EMBEDDING_MODELS,
+  ...CONVERSATION_MODELS,
+];
+
+/** Models whose per-call row limit MODEL_ROW_LIMITS may override (checked when the config is loaded). */
+export const ROW_LIMITED_MODELS: readonly string[] = ALL_MODELS.filter((m) => 'maxRows' in m).map(
+  (m) => m.name,
+);
 
 export interface ModelTable {
   get(name: string): Model | undefined;
@@ -21,9 +41,14 @@ export interface ModelTable {
 /** Build the table with operator overrides applied (unknown names in the overrides are an error). */
 export function buildModelTable(rowLimits: Map<string, number>): ModelTable {
   const byName = new Map<string, Model>();
-  for (const m of ALL_MODELS) byName.set(m.name, { ...m, maxRows: rowLimits.get(m.name) ?? m.maxRows });
+  for (const m of ALL_MODELS) {
+    // Only families with a per-call row limit can be overridden; the others are taken as they are.
+    byName.set(m.name, 'maxRows' in m ? { ...m, maxRows: rowLimits.get(m.name) ?? m.maxRows } : m);
+  }
   for (const name of rowLimits.keys()) {
-    if (!byName.has(name)) throw new Error(`MODEL_ROW_LIMITS names an unknown model: ${name}`);
+    const m = byName.get(name);
+    if (!m) throw new Error(`MODEL_ROW_LIMITS names an unknown model: ${name}`);
+    if (!('maxRows' in m)) throw new Error(`MODEL_ROW_LIMITS names ${name}, which has no per-call row limit`);
   }
   return {
     get: (name) => byName.get(name),

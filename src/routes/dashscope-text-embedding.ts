@@ -9,10 +9,13 @@ import {
   textResultToNative,
 } from '../translate/native-text-embedding.js';
 import { parseBody } from '../validation.js';
+import { isAsyncSubmission, submitTextEmbeddingTask } from './dashscope-tasks.js';
 
 export async function dashscopeTextEmbeddingRoutes(app: FastifyInstance): Promise<void> {
   const { config, models } = app.gw;
   app.post(TEXT_EMBEDDING_PATH, async (request, reply) => {
+    // Same path, async batch task (X-DashScope-Async: enable, or an async model): see dashscope-tasks.ts.
+    if (isAsyncSubmission(request)) return submitTextEmbeddingTask(request, reply);
     const req = parseBody(NativeTextEmbeddingBody, request.body);
     request.ctx.model = req.model;
     const model = models.get(req.model);

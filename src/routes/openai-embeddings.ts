@@ -2,13 +2,41 @@
  * POST /v1/embeddings (and /compatible-mode/v1/embeddings, so DashScope-doc configs work by changing the host).
  * The model table decides which translator serves the model; the handler only wires them together.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { callContext } from '../app.js';
+import { runMultimodalEmbedding } from '../embeddings/multimodal-pipeline.js';
 import { runTextEmbedding } from '../embeddings/text-pipeline.js';
 import { GatewayError, invalidInput } from '../errors.js';
-import { OpenAIEmbeddingsBody } from '../translate/openai-embeddings-schema.js';
+import type { Model } from '../models/index.js';
+import { OpenAIEmbeddingsBody, type OpenAIEmbeddingsRequest } from '../translate/openai-embeddings-schema.js';
+import { multimodalResultToOpenAI, openAIToMultimodalJob } from '../translate/openai-multimodal-embedding.js';
 import { openAIToTextJob, textResultToOpenAI } from '../translate/openai-text-embedding.js';
 import { parseBody } from '../validation.js';
+
+/** Serves one request for a model family and returns the OpenAI-shaped body. */
+type FamilyHandler<M extends Model> = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  req: OpenAIEmbeddingsRequest,
+  model: M,
+) => Promise<Buffer>;
+
+/** The families /v1/embeddings serves and the translator for each: a new embedding family adds one entry. */
+const FAMILIES: { [K in Model['kind']]?: FamilyHandler<Extract<Model, { kind: K }>> } = {
+  'text-embedding': async (request, reply, req, model) => {
+    const job = openAIToTextJob(req, model);
+    const result = await runTextEmbedding(callContext(request, reply), job);
+    reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
+    return textResultToOpenAI(req, result);
+  },
+  'multimodal-embedding': async (request, reply, req, model) => {
+    // The raw body too: DashScope parameters ride as top-level extension fields the OpenAI schema does not keep.
+    const job = await openAIToMultimodalJob(req, request.body, model);
+    const result = await runMultimodalEmbedding(callContext(request, reply), job);
+    reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
+    return multimodalResultToOpenAI(req, result);
+  },
+};
 
 export async function openAIEmbeddingsRoutes(app: FastifyInstance): Promise<void> {
   const { config, models } = app.gw;
@@ -26,6 +54,13 @@ export async function openAIEmbeddingsRoutes(app: FastifyInstance): Promise<void
           },
         );
       }
+      if (model.kind === 'async-text-embedding') {
+        throw new GatewayError(
+          'UNKNOWN_MODEL',
+          `model "${req.model}" is an async batch model: submit a file URL on POST /api/v1/services/embeddings/text-embedding/text-embedding with X-DashScope-Async: enable`,
+          { param: 'model' },
+        );
+      }
       const count = typeof req.input === 'string' ? 1 : req.input.length;
       request.ctx.inputs = count;
       if (count === 0) throw invalidInput('input', 'must contain at least one item');
@@ -35,10 +70,14 @@ export async function openAIEmbeddingsRoutes(app: FastifyInstance): Promise<void
           `has ${count} items; the gateway accepts at most ${config.maxInputsPerRequest} per request`,
         );
       }
-      const job = openAIToTextJob(req, model);
-      const result = await runTextEmbedding(callContext(request, reply), job);
-      reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
-      return reply.type('application/json').send(textResultToOpenAI(req, result));
+      // The lookup is keyed by kind, so the entry found takes this model's type; TypeScript cannot correlate the two.
+      const serve = FAMILIES[model.kind] as FamilyHandler<Model> | undefined;
+      if (!serve) {
+        throw new GatewayError('UNKNOWN_MODEL', `model "${req.model}" is not an embedding model`, {
+          param: 'model',
+        });
+      }
+      return reply.type('application/json').send(await serve(request, reply, req, model));
     });
   }
 }

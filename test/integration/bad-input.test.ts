@@ -230,6 +230,18 @@ describe('bad input', () => {
     }
   });
 
+  it('a non-JSON content type → 415 naming content-type, no upstream call', async () => {
+    const res = await s.app.inject({
+      method: 'POST',
+      url: '/v1/embeddings',
+      headers: { ...auth(), 'content-type': 'text/plain' },
+      payload: 'hello',
+    });
+    expect(res.statusCode).toBe(415);
+    expect(res.json().error.param).toBe('content-type');
+    expect(upstreamCalls(s.emu)).toHaveLength(0);
+  });
+
   it('unknown routes get 404 in the caller dialect', async () => {
     const a = await s.app.inject({ method: 'GET', url: '/v1/nothing', headers: auth() });
     expect(a.statusCode).toBe(404);

@@ -78,4 +78,32 @@ describe('access log', () => {
       s.logRecords().some((r) => r.level === 50 && String(r.msg).includes("gateway's own credentials")),
     ).toBe(true);
   });
+
+  it('a caller that disconnects mid-request is logged once at info, not as a gateway error', async () => {
+    const base = await s.listen();
+    s.emu.addFault({ delayMs: 700 });
+    const before = s.logs.length;
+    const ac = new AbortController();
+    const pending = fetch(`${base}/v1/embeddings`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/json', 'x-request-id': 'lb-gone-1' },
+      body: JSON.stringify({ model: 'text-embedding-v4', input: 'slow', dimensions: 64 }),
+      signal: ac.signal,
+    });
+    setTimeout(() => ac.abort(), 150);
+    await expect(pending).rejects.toThrow();
+    // Bounded wait for the gateway to notice and log.
+    const deadline = Date.now() + 3000;
+    const mine = () =>
+      s
+        .logRecords()
+        .slice(before)
+        .filter((r) => r.reqId === 'lb-gone-1');
+    while (Date.now() < deadline && !mine().some((r) => r.msg === 'request')) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const lines = mine();
+    expect(lines.filter((r) => r.msg === 'request')).toHaveLength(1);
+    expect(lines.some((r) => (r.level as number) >= 50)).toBe(false);
+  });
 });

@@ -72,6 +72,13 @@ describe('loadConfig', () => {
     const c = loadConfig({ ...base, MODEL_ROW_LIMITS: 'text-embedding-v3=20' });
     expect(c.rowLimits.get('text-embedding-v3')).toBe(20);
     expect(problems({ ...base, MODEL_ROW_LIMITS: 'text-embedding-v3=zero' })[0]).toMatch(/MODEL_ROW_LIMITS/);
+    // An unknown model is reported with the other problems, not later at start-up.
+    expect(problems({ ...base, PORT: 'x', MODEL_ROW_LIMITS: 'text-embedding-v9=5' })).toEqual([
+      expect.stringMatching(/^PORT/),
+      expect.stringMatching(
+        /^MODEL_ROW_LIMITS: "text-embedding-v9" is not a model with a per-call row limit/,
+      ),
+    ]);
   });
 
   it('treats empty values as unset (FOO= lines in .env files)', () => {

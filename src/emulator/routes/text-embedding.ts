@@ -8,6 +8,7 @@ import type { ModelTable } from '../../models/index.js';
 import { estimateTokens, tokensOverLimit } from '../../tokens.js';
 import { type EmulatorRoute, HttpError, parseJson } from '../route.js';
 import { sparseFor, vectorFor } from '../vectors.js';
+import { asyncRequested, createTextEmbeddingTask } from './tasks.js';
 
 const NativeTextBody = z.object({
   model: z.string(),
@@ -42,7 +43,8 @@ function checkTexts(models: ModelTable, modelName: string, texts: unknown[]): st
 }
 
 function dimensionFor(models: ModelTable, modelName: string, asked: unknown): number {
-  const model = models.get(modelName)!;
+  const model = models.get(modelName);
+  if (model?.kind !== 'text-embedding') throw new HttpError(400, 'InvalidParameter', 'Model not exist.');
   if (asked === undefined) return model.defaultDimension;
   if (typeof asked !== 'number' || !model.dimensions.includes(asked)) {
     throw new HttpError(
@@ -59,7 +61,10 @@ export const nativeTextEmbedding: EmulatorRoute = {
   path: '/api/v1/services/embeddings/text-embedding/text-embedding',
   dialect: 'native',
   cacheable: true,
-  handle({ body, models, requestId }) {
+  handle(ctx) {
+    // Same path, async batch task when X-DashScope-Async: enable (contract §1.2): see tasks.ts.
+    if (asyncRequested(ctx)) return createTextEmbeddingTask(ctx);
+    const { body, models, requestId } = ctx;
     const parsed = NativeTextBody.safeParse(parseJson(body));
     if (!parsed.success) throw new HttpError(400, 'InvalidParameter', BAD_PARAMS);
     const { model, input, parameters = {} } = parsed.data;
