@@ -175,7 +175,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     return503OnClosing: true,
   });
 
-  const redis = config.redisUrl ? createRedis(config.redisUrl) : undefined;
+  const redis = config.redisUrl ? await createRedis(config.redisUrl) : undefined;
   // A Redis outage must not crash the process: features fall back and log (ioredis emits 'error' on every failed reconnect).
   redis?.on('error', () => {});
   const budget = new UpstreamBudget(config.upstreamBudget, redis, logger);

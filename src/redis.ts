@@ -3,9 +3,11 @@
  * unreachable (no offline queue, one retry), so callers can fall back to local state instead of hanging;
  * ioredis keeps reconnecting in the background and callers notice when commands succeed again.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
-export function createRedis(url: string): Redis {
+/** ioredis is imported only when REDIS_URL is set: a single-replica gateway does not pay its ~20 MB of RSS. */
+export async function createRedis(url: string): Promise<Redis> {
+  const { Redis } = await import('ioredis');
   return new Redis(url, {
     lazyConnect: false,
     enableOfflineQueue: false,

@@ -6,8 +6,11 @@
  * the container headers (via `music-metadata`), so a WAV whose RIFF header says 16 s is 16 s. Both are maintained
  * libraries; the gateway has no hand-written parsers for media formats.
  */
-import { fileTypeFromBuffer } from 'file-type';
-import { parseBuffer } from 'music-metadata';
+// file-type and music-metadata are loaded on first use: together they add ~25 MB of RSS to every gateway process,
+// and only multimodal requests carrying data: URIs need them.
+let fileType: Promise<typeof import('file-type')> | undefined;
+let musicMetadata: Promise<typeof import('music-metadata')> | undefined;
+
 import { invalidInput } from '../errors.js';
 
 export type MediaKind = 'image' | 'audio' | 'video';
@@ -39,7 +42,8 @@ export function formatBytes(n: number): string {
 
 /** The real format of `bytes`, or undefined when no known signature matches. */
 export async function detectFormat(bytes: Uint8Array): Promise<{ ext: string; mime: string } | undefined> {
-  const t = await fileTypeFromBuffer(bytes);
+  fileType ??= import('file-type');
+  const t = await (await fileType).fileTypeFromBuffer(bytes);
   return t ? { ext: t.ext, mime: t.mime } : undefined;
 }
 
@@ -89,7 +93,8 @@ export async function audioDurationSeconds(
   param: string,
 ): Promise<number | undefined> {
   try {
-    const meta = await parseBuffer(
+    musicMetadata ??= import('music-metadata');
+    const meta = await (await musicMetadata).parseBuffer(
       bytes,
       { mimeType: mime, size: bytes.length },
       { duration: true, skipCovers: true },

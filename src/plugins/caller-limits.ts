@@ -7,7 +7,7 @@
  * These limits protect the gateway's fairness between callers at the door; the upstream budget (src/ratelimit/)
  * is what keeps DashScope under its own limits.
  */
-import rateLimit, { type FastifyRateLimitStore } from '@fastify/rate-limit';
+import type { FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
@@ -89,6 +89,8 @@ async function callerLimitsPlugin(app: FastifyInstance, opts: CallerLimitsOption
   const limitFor = (name: string | undefined): CallerLimit | undefined =>
     name === undefined ? undefined : (limits.get(name) ?? limits.get('*'));
   const keyOf = (req: FastifyRequest): string => req.caller?.name ?? '';
+  // Loaded only when some key has a limit: most deployments never pay for it.
+  const { default: rateLimit } = await import('@fastify/rate-limit');
 
   await app.register(rateLimit, {
     global: true,
