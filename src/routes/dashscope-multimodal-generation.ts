@@ -7,19 +7,16 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { callContext } from '../app.js';
 import { GatewayError } from '../errors.js';
 import type { MediaRef } from '../media/url-policy.js';
 import { needsOssResolve } from '../media/url-policy.js';
 import type { ConversationModel, ModelTable } from '../models/index.js';
-import { relayUpstreamStream } from '../streaming/sse-relay.js';
+import { forwardConversation } from '../streaming/forward.js';
 import {
   NativeConversationBody,
   nativeConversationMedia,
   wantsNativeStream,
 } from '../translate/conversation-native.js';
-import type { UpstreamResponse } from '../upstream/client.js';
-import { upstreamFailure } from '../upstream/errors.js';
 import { parseBody } from '../validation.js';
 
 export const MULTIMODAL_GENERATION_PATH = '/api/v1/services/aigc/multimodal-generation/generation';
@@ -55,24 +52,6 @@ export function conversationHeaders(
   return headers;
 }
 
-/**
- * A 2xx upstream body that should be JSON but is not is a bad gateway, not something to hand on. Returns the
- * content type to answer with: DashScope may still answer an unasked-for stream in SSE, passed on as it is.
- */
-export function checkJsonBody(res: UpstreamResponse): string {
-  const type = String(res.headers['content-type'] ?? '');
-  if (/^text\/event-stream/i.test(type)) return type;
-  try {
-    JSON.parse(res.body.toString('utf8'));
-  } catch {
-    throw new GatewayError(
-      'UPSTREAM_BAD_RESPONSE',
-      `DashScope answered HTTP ${res.status} with a body that is not JSON${res.requestId ? ` (DashScope request_id ${res.requestId})` : ''}`,
-    );
-  }
-  return 'application/json';
-}
-
 export async function dashscopeMultimodalGenerationRoutes(app: FastifyInstance): Promise<void> {
   const { models } = app.gw;
   app.post(MULTIMODAL_GENERATION_PATH, async (request, reply) => {
@@ -81,32 +60,15 @@ export async function dashscopeMultimodalGenerationRoutes(app: FastifyInstance):
     const model = requireConversationModel(models, body.model);
     request.ctx.inputs = body.input.messages.length;
     const headers = conversationHeaders(request.headers, nativeConversationMedia(body.input.messages));
-    const payload = JSON.stringify(request.body);
-    const ctx = callContext(request, reply);
-    const base = {
+    const stream = wantsNativeStream(request.headers, body.parameters);
+    // The SSE header upstream too: the Python SDK sends it, and it is what DashScope keys streaming on.
+    if (stream) headers['x-dashscope-sse'] = 'enable';
+    return forwardConversation(request, reply, {
       path: MULTIMODAL_GENERATION_PATH,
-      body: payload,
+      body: JSON.stringify(request.body),
       headers,
-      requestId: ctx.requestId,
-      signal: ctx.signal,
-      trace: ctx.trace,
-      idempotent: false,
       model: model.name,
-    };
-
-    if (wantsNativeStream(request.headers, body.parameters)) {
-      headers['x-dashscope-sse'] = 'enable';
-      const up = await ctx.upstream.stream({ ...base, accept: 'text/event-stream' });
-      return relayUpstreamStream(request, reply, up, {
-        dialect: 'dashscope',
-        secret: ctx.secret,
-        signal: ctx.signal,
-      });
-    }
-
-    const res = await ctx.upstream.call(base);
-    if (res.status < 200 || res.status >= 300) throw upstreamFailure(res, ctx.secret);
-    if (res.requestId) reply.header('x-dashscope-request-id', res.requestId);
-    return reply.code(res.status).type(checkJsonBody(res)).send(res.body);
+      stream: stream ? 'dashscope' : undefined,
+    });
   });
 }

@@ -5,16 +5,10 @@
  * (`data: {…}` … `data: [DONE]`) as DashScope sends it. Errors are OpenAI-shaped (the /v1 dialect).
  */
 import type { FastifyInstance } from 'fastify';
-import { callContext } from '../app.js';
-import { relayUpstreamStream } from '../streaming/sse-relay.js';
+import { forwardConversation } from '../streaming/forward.js';
 import { OpenAIChatBody, openAIChatMedia } from '../translate/openai-chat.js';
-import { upstreamFailure } from '../upstream/errors.js';
 import { parseBody } from '../validation.js';
-import {
-  checkJsonBody,
-  conversationHeaders,
-  requireConversationModel,
-} from './dashscope-multimodal-generation.js';
+import { conversationHeaders, requireConversationModel } from './dashscope-multimodal-generation.js';
 
 export const COMPAT_CHAT_PATH = '/compatible-mode/v1/chat/completions';
 
@@ -27,31 +21,13 @@ export async function openAIChatCompletionsRoutes(app: FastifyInstance): Promise
       const model = requireConversationModel(models, body.model);
       request.ctx.inputs = body.messages.length;
       const headers = conversationHeaders(request.headers, openAIChatMedia(body.messages));
-      const ctx = callContext(request, reply);
-      const base = {
+      return forwardConversation(request, reply, {
         path: COMPAT_CHAT_PATH,
         body: JSON.stringify(request.body),
         headers,
-        requestId: ctx.requestId,
-        signal: ctx.signal,
-        trace: ctx.trace,
-        idempotent: false,
         model: model.name,
-      };
-
-      if (body.stream === true) {
-        const up = await ctx.upstream.stream({ ...base, accept: 'text/event-stream' });
-        return relayUpstreamStream(request, reply, up, {
-          dialect: 'openai',
-          secret: ctx.secret,
-          signal: ctx.signal,
-        });
-      }
-
-      const res = await ctx.upstream.call(base);
-      if (res.status < 200 || res.status >= 300) throw upstreamFailure(res, ctx.secret);
-      if (res.requestId) reply.header('x-dashscope-request-id', res.requestId);
-      return reply.code(res.status).type(checkJsonBody(res)).send(res.body);
+        stream: body.stream === true ? 'openai' : undefined,
+      });
     });
   }
 }
