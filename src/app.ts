@@ -202,7 +202,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // `aborted`: the caller went away before the reply was complete.
   const logged = new WeakSet<FastifyRequest>();
   const accessLog = (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void => {
-    if (logged.has(request)) return;
+    // Below info nothing is written, so nothing is built either (this runs on every request).
+    if (logged.has(request) || !request.log.isLevelEnabled('info')) return;
     logged.add(request);
     const ctx = request.ctx;
     const upstreamMs = ctx?.upstream.reduce((s, u) => s + u.ms, 0) ?? 0;
