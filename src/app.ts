@@ -201,9 +201,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // One access-log line per request; fields are chosen, never whole headers, so no key can slip in.
   // `aborted`: the caller went away before the reply was complete.
   const logged = new WeakSet<FastifyRequest>();
+  const accessLogOn = logger.isLevelEnabled('info');
   const accessLog = (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void => {
     // Below info nothing is written, so nothing is built either (this runs on every request).
-    if (logged.has(request) || !request.log.isLevelEnabled('info')) return;
+    if (logged.has(request) || !accessLogOn) return;
     logged.add(request);
     const ctx = request.ctx;
     const upstreamMs = ctx?.upstream.reduce((s, u) => s + u.ms, 0) ?? 0;
