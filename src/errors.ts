@@ -179,10 +179,11 @@ export function renderError(err: GatewayError, dialect: Dialect, requestId: stri
   const row = ERRORS[err.kind];
   const headers: Record<string, string> = {};
   if (err.retryAfterSec !== undefined) {
-    // Whole seconds, at least 1: LangChain only retries a 429 that carries retry-after ≤ 60 s.
-    const sec = Math.max(1, Math.ceil(err.retryAfterSec));
+    // Whole seconds, 1 to 60: LangChain and the openai SDK ignore (LangChain: give up on) a retry-after above 60 s,
+    // so a longer upstream hold is better answered with 60 s and, if still held then, another 429.
+    const sec = Math.min(60, Math.max(1, Math.ceil(err.retryAfterSec)));
     headers['retry-after'] = String(sec);
-    headers['retry-after-ms'] = String(Math.max(1, Math.round(err.retryAfterSec * 1000)));
+    headers['retry-after-ms'] = String(Math.min(60_000, Math.max(1, Math.round(err.retryAfterSec * 1000))));
   }
   if (err.noRetry) headers['x-should-retry'] = 'false';
   if (dialect === 'dashscope') {

@@ -36,7 +36,12 @@ export class KeyRing {
   /** The caller for these headers, or undefined when the request must be refused. */
   authenticate(headers: IncomingHttpHeaders): Caller | undefined {
     const key = KeyRing.presented(headers);
-    if (key === undefined) return this.anonymous ? { name: 'anonymous' } : undefined;
+    if (key === undefined) {
+      // Anonymous means no credential at all: one the gateway cannot read (Basic, an empty Bearer) is a wrong key.
+      const auth = headers.authorization;
+      const credential = typeof auth === 'string' && auth.trim() !== '';
+      return this.anonymous && !credential ? { name: 'anonymous' } : undefined;
+    }
     const d = digest(key);
     let found: string | undefined;
     for (const e of this.entries) {

@@ -28,7 +28,7 @@ const PolicyReply = z.looseObject({
 });
 
 export async function dashscopeUploadRoutes(app: FastifyInstance): Promise<void> {
-  const { config, upstream } = app.gw;
+  const { config, upstream, models } = app.gw;
   app.get('/api/v1/uploads', async (request, reply) => {
     const q = parseBody(PolicyQuery, { ...(request.query as Record<string, unknown>) });
     request.ctx.model = q.model;
@@ -40,7 +40,9 @@ export async function dashscopeUploadRoutes(app: FastifyInstance): Promise<void>
       signal: ctx.signal,
       trace: ctx.trace,
       idempotent: true,
-      model: q.model,
+      // The budget is per model, and a budget lives as long as the process: a name the gateway does not serve
+      // (any well-formed name is accepted here) shares the `*` budget rather than minting one per invented name.
+      model: models.get(q.model) ? q.model : undefined,
     });
     if (res.status < 200 || res.status >= 300) throw upstreamFailure(res, config.upstream.apiKey);
     let json: unknown;

@@ -2,6 +2,11 @@
 import type { FastifyInstance } from 'fastify';
 
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
+  // Anyone may ask: credentials written into DASHSCOPE_BASE_URL (an egress proxy's user:password) stay out of it.
+  const base = new URL(app.gw.config.upstream.baseUrl);
+  base.username = '';
+  base.password = '';
+  const upstreamName = base.href.replace(/\/+$/, '');
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { public: true } }, async (_request, reply) => {
     if (app.gw.upstream.closed) return reply.code(503).send({ status: 'closing' });
@@ -9,7 +14,7 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     const budget = app.gw.budget.status();
     return {
       status: budget.degraded ? 'degraded' : 'ready',
-      upstream: app.gw.config.upstream.baseUrl,
+      upstream: upstreamName,
       upstream_budget: budget,
     };
   });

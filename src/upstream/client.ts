@@ -135,6 +135,40 @@ function classify(err: unknown): { error: GatewayError; retry: boolean } {
   };
 }
 
+/**
+ * The most of a reply body call() holds in memory. DashScope's largest buffered replies (a 20-item multimodal batch
+ * at 2560 dimensions, a task-list page) are a few MB; a reply past this is not one of them, and reading it whole
+ * could exhaust the process: the body timeout bounds only the gaps between chunks, not the total. SSE relays
+ * (stream()) are not buffered and not capped.
+ */
+export const MAX_REPLY_BYTES = 64 * 1024 * 1024;
+
+function replyTooLarge(): GatewayError {
+  return new GatewayError(
+    'UPSTREAM_BAD_RESPONSE',
+    `DashScope sent a reply larger than ${MAX_REPLY_BYTES} bytes; the gateway does not buffer more`,
+  );
+}
+
+/** The whole body, or a 502 as soon as it passes MAX_REPLY_BYTES (the rest is not read: the body is destroyed). */
+async function readReply(res: Dispatcher.ResponseData): Promise<Buffer> {
+  const declared = Number(res.headers['content-length']);
+  if (declared > MAX_REPLY_BYTES) {
+    res.body.destroy();
+    throw replyTooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    const buf = chunk as Buffer;
+    size += buf.length;
+    // Leaving the loop by throwing destroys the body, which closes the upstream connection.
+    if (size > MAX_REPLY_BYTES) throw replyTooLarge();
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks, size);
+}
+
 /** Upstream statuses worth one more try: transient server-side failures. 429 is the rate limiter's business. */
 const RETRYABLE_STATUS = new Set([500, 502, 503, 504]);
 
@@ -238,7 +272,7 @@ export class Upstream {
     const res = await this.dispatch(req, entry);
     const started = performance.now();
     try {
-      const body = Buffer.from(await res.body.arrayBuffer());
+      const body = await readReply(res);
       return { status: res.statusCode, headers: res.headers, body, requestId: entry.requestId };
     } catch (err) {
       entry.status = errorCode(err) ?? 'error';

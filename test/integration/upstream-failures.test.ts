@@ -176,6 +176,27 @@ describe('upstream failure table', () => {
   });
 });
 
+describe('upstream 429 asking for a long hold', () => {
+  // Its own stack: the shared budget honours the 600 s hold, which would stall every later test in a shared one.
+  it('answers Retry-After capped at 60 s, since clients ignore (LangChain: give up on) longer values', async () => {
+    const s = await startStack({ env: { UPSTREAM_RETRIES: '0' } });
+    try {
+      s.emu.addFault({ status: 429, headers: { 'retry-after': '600' } });
+      const res = await s.app.inject({
+        method: 'POST',
+        url: OPENAI.url,
+        headers: auth(),
+        payload: OPENAI.payload,
+      });
+      expect(res.statusCode).toBe(429);
+      expect(res.headers['retry-after']).toBe('60');
+      expect(res.headers['retry-after-ms']).toBe('60000');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 async function closedPort(): Promise<number> {
   return new Promise((resolve) => {
     const srv = createServer();
