@@ -31,6 +31,8 @@ export interface MultimodalEmbeddingJob {
   fused: boolean;
   /** Some value is an `oss://` URL: the upstream call must carry X-DashScope-OssResourceResolve: enable. */
   ossResolve: boolean;
+  /** Decode the vectors to float32 while checking the reply (the caller wants base64): one pass, not two. */
+  decode?: boolean;
 }
 
 export interface MultimodalEmbeddingResult {
@@ -243,7 +245,7 @@ interface ChunkReply {
 function checkReply(buf: Buffer, count: number, job: MultimodalEmbeddingJob, fallbackId: string): ChunkReply {
   let scanned: ScannedEmbeddingReply;
   try {
-    scanned = scanEmbeddingReply(buf);
+    scanned = scanEmbeddingReply(buf, { decode: job.decode === true });
   } catch (err) {
     throw badReply(err instanceof ScanError ? err.message : 'not JSON', err);
   }
@@ -251,11 +253,11 @@ function checkReply(buf: Buffer, count: number, job: MultimodalEmbeddingJob, fal
   const dimsSeen: number[] = [];
   if (job.fused) {
     if (scanned.fused) {
-      vectors.push({ buf, span: scanned.fused.embedding });
+      vectors.push({ buf, span: scanned.fused.embedding, values: scanned.fused.values });
       dimsSeen.push(scanned.fused.dims);
     } else if (job.model.output === 'per-item' && scanned.items.length === 1 && scanned.items[0]!.embedding) {
       // enable_fusion: the exact upstream shape is uncertain; one item in `embeddings` is accepted too.
-      vectors.push({ buf, span: scanned.items[0]!.embedding });
+      vectors.push({ buf, span: scanned.items[0]!.embedding, values: scanned.items[0]!.values });
       dimsSeen.push(scanned.items[0]!.dims);
     } else {
       throw badReply('expected one fused embedding');
@@ -271,7 +273,7 @@ function checkReply(buf: Buffer, count: number, job: MultimodalEmbeddingJob, fal
         throw badReply(`item ${k} has a missing, out-of-range or repeated index`);
       }
       if (!item.embedding) throw badReply(`index ${item.index} has no embedding`);
-      ordered[item.index] = { buf, span: item.embedding };
+      ordered[item.index] = { buf, span: item.embedding, values: item.values };
       dimsSeen.push(item.dims);
     }
     vectors.push(...ordered);

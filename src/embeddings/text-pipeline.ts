@@ -24,6 +24,8 @@ export interface TextEmbeddingJob {
   /** Dimension the reply must have when dense vectors are asked for. */
   dimension: number;
   outputType: OutputType;
+  /** Decode the vectors to float32 while checking the reply (the caller wants base64): one pass, not two. */
+  decode?: boolean;
 }
 
 /** Everything a call needs from the request it serves. */
@@ -141,7 +143,7 @@ export async function runTextEmbedding(
     if (res.status !== 200) throw upstreamFailure(res, ctx.secret);
     let scanned: ReturnType<typeof scanEmbeddingReply>;
     try {
-      scanned = scanEmbeddingReply(res.body);
+      scanned = scanEmbeddingReply(res.body, { decode: job.decode === true });
     } catch (err) {
       throw badReply(err instanceof ScanError ? err.message : 'not JSON', err);
     }

@@ -84,6 +84,7 @@ export async function openAIToMultimodalJob(
     dimension: req.dimensions,
     fused: params.fused,
     ossResolve,
+    decode: req.encoding_format === 'base64',
   };
 }
 

@@ -14,6 +14,8 @@ export type EncodingFormat = 'float' | 'base64';
 export interface VectorRef {
   buf: Buffer;
   span: Span;
+  /** The span's numbers as float32 when the scan already decoded them (base64 requests); else decoded here. */
+  values?: Float32Array | undefined;
 }
 
 const LITTLE_ENDIAN = endianness() === 'LE';
@@ -37,10 +39,10 @@ export function renderOpenAIEmbeddings(
   const parts: Buffer[] = [];
   let text = '{"object":"list","data":[';
   for (let i = 0; i < vectors.length; i++) {
-    const { buf, span } = vectors[i]!;
+    const { buf, span, values } = vectors[i]!;
     text += `${i === 0 ? '' : ','}{"object":"embedding","index":${i},"embedding":`;
     if (encoding === 'base64') {
-      text += `"${float32Base64(spanToFloat32(buf, span))}"}`;
+      text += `"${float32Base64(values ?? spanToFloat32(buf, span))}"}`;
     } else {
       parts.push(Buffer.from(text), buf.subarray(span.start, span.end));
       text = '}';

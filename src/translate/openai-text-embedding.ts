@@ -22,10 +22,17 @@ export function openAIToTextJob(req: OpenAIEmbeddingsRequest, model: TextEmbeddi
   }
   const parameters: Record<string, unknown> = { dimension };
   if (req.text_type) parameters.text_type = req.text_type;
-  return { model, texts, parameters, dimension, outputType: 'dense' };
+  return {
+    model,
+    texts,
+    parameters,
+    dimension,
+    outputType: 'dense',
+    decode: req.encoding_format === 'base64',
+  };
 }
 
 export function textResultToOpenAI(req: OpenAIEmbeddingsRequest, result: TextEmbeddingResult): Buffer {
-  const vectors = result.items.map(({ buf, item }) => ({ buf, span: item.embedding! }));
+  const vectors = result.items.map(({ buf, item }) => ({ buf, span: item.embedding!, values: item.values }));
   return renderOpenAIEmbeddings(req.model, vectors, result.totalTokens, req.encoding_format ?? 'float');
 }

@@ -7,6 +7,9 @@
  * index and the byte range of its `embedding` array (plus the raw bytes of any other keys, e.g.
  * `sparse_embedding`). Callers splice those byte ranges into the reply they build.
  *
+ * With `{ decode: true }` (the caller asked for base64) each vector is also decoded to float32 in the same pass
+ * that validates it (`decodeNumberArray`), so the 200 KB of digits are walked once instead of twice.
+ *
  * Shapes handled (see README "Upstream contract"):
  *   text-embedding:       {"output":{"embeddings":[{"embedding":[..],"text_index":0,...}]},"usage":{..},"request_id":".."}
  *   multimodal-embedding: {"output":{"embeddings":[{"embedding":[..],"index":0,"type":"text"}]},...}
@@ -33,6 +36,8 @@ export interface ScannedItem {
   embedding: Span | undefined;
   /** Number of elements in `embedding`. */
   dims: number;
+  /** `embedding` as float32, exactly `new Float32Array(JSON.parse(text))`; only when scanned with `decode`. */
+  values: Float32Array | undefined;
   /** Other keys of the item, raw: [key, value span]. */
   extras: [string, Span][];
 }
@@ -40,9 +45,14 @@ export interface ScannedItem {
 export interface ScannedEmbeddingReply {
   items: ScannedItem[];
   /** ONE-PEACE's single fused vector (`output.embedding`). */
-  fused: { embedding: Span; dims: number } | undefined;
+  fused: { embedding: Span; dims: number; values: Float32Array | undefined } | undefined;
   usage: Record<string, unknown> | undefined;
   requestId: string | undefined;
+}
+
+export interface ScanOptions {
+  /** Also decode every embedding to float32 while validating it (for base64 output). */
+  decode?: boolean;
 }
 
 const QUOTE = 0x22;
@@ -141,10 +151,154 @@ function fastNumberArray(b: Buffer, dv: DataView, from: number): number {
   return count;
 }
 
+/** 10^0 … 10^22: every one is exactly representable as a double. */
+const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
+/** Relative half-width of the interval that must round to one float32 when the decimal was read inexactly. */
+const GUARD = 2 ** -45;
+const TWO_53 = 2 ** 53;
+
+/** decodeNumberArray's output; grown on demand, and each array is copied out of it. */
+let decoded = new Float32Array(2048);
+
+/**
+ * fastNumberArray's grammar, decoding each number to float32 as it goes (into `decoded`): the same acceptance,
+ * the same count, and bit for bit `new Float32Array(JSON.parse(text))`. Returns the count and sets fastEnd, or
+ * -1 on anything it does not accept (the careful loop then says what and where).
+ *
+ * Each number becomes a mantissa m (all its digits, as an integer) and a power of ten e:
+ * - m < 2^53 and |e| ≤ 22: m and 10^|e| are exact doubles, so one multiplication or division rounds once, as
+ *   JSON.parse does (Clinger's fast path).
+ * - otherwise, with at most 40 digits and -44 ≤ e ≤ 22: m rounds only once it passes 2^53 (after 15 digits),
+ *   at most twice per later digit or group, plus two divisions: under 52 roundings, below 2^-47 relative. The value is kept only when the whole interval ±2^-45 around it rounds to one float32: the
+ *   correctly rounded double (what JSON.parse returns) lies inside it, so it rounds to that float32 too.
+ * - anything else (more digits, a larger exponent, a decimal next to a float32 tie) goes through Number(), which
+ *   reads the JSON number grammar exactly as JSON.parse does.
+ */
+function decodeNumberArray(b: Buffer, dv: DataView, from: number): number {
+  const n = b.length;
+  const last = n - 4;
+  let out = decoded;
+  let p = from;
+  let c = 0;
+  while (p < n && isWs(b[p]!)) p++;
+  if (p < n && b[p] === RBRACKET) {
+    fastEnd = p + 1;
+    return 0;
+  }
+  let count = 0;
+  for (;;) {
+    for (; p < n; p++) {
+      c = b[p]!;
+      if (!isWs(c)) break;
+    }
+    if (p >= n) return -1;
+    const tokenStart = p;
+    const neg = c === MINUS;
+    if (neg) {
+      if (++p >= n) return -1;
+      c = b[p]!;
+    }
+    let m = 0;
+    let digits = 0;
+    let exp = 0;
+    if (c === ZERO) {
+      p++;
+      digits = 1;
+    } else if (c > ZERO && c <= NINE) {
+      // Integer parts are short in embeddings (usually "0"): byte by byte.
+      for (; p < n; p++) {
+        c = b[p]!;
+        if (!isDigit(c)) break;
+        m = m * 10 + (c - ZERO);
+        digits++;
+      }
+    } else return -1;
+    if (p < n && b[p] === DOT) {
+      p++;
+      if (p >= n || !isDigit(b[p]!)) return -1;
+      // The fraction, four digits at a time (inline: as a function call it cost a third more). A word whose
+      // bytes are all digits (the test of skipDigits4) becomes their value in two multiply-adds: little-endian,
+      // so the first digit is the low byte. In a word with fewer digits, the lowest flagged byte is the first
+      // non-digit: a carry from `+ 6` only runs upwards from a non-digit, and every byte below it is a digit.
+      const start = p;
+      for (;;) {
+        if (p > last) {
+          for (; p < n; p++) {
+            c = b[p]!;
+            if (!isDigit(c)) break;
+            m = m * 10 + (c - ZERO);
+          }
+          break;
+        }
+        const x = dv.getInt32(p, true);
+        const bad = ((x & 0xf0f0f0f0) ^ 0x30303030) | (((x + 0x06060606) & 0xf0f0f0f0) ^ 0x30303030);
+        if (bad === 0) {
+          let y = x - 0x30303030;
+          y = (Math.imul(y, 10) + (y >>> 8)) & 0x00ff00ff;
+          m = m * 10000 + (Math.imul(y & 0xffff, 100) + (y >>> 16));
+          p += 4;
+          continue;
+        }
+        const lead = (31 - Math.clz32(bad & -bad)) >>> 3;
+        if (lead > 0) {
+          // Shift the `lead` digits to the top; the zero bytes below them read as leading zeros.
+          let y = (x - 0x30303030) << (32 - 8 * lead);
+          y = (Math.imul(y, 10) + (y >>> 8)) & 0x00ff00ff;
+          m = m * POW10[lead]! + (Math.imul(y & 0xffff, 100) + (y >>> 16));
+          p += lead;
+        }
+        break;
+      }
+      digits += p - start;
+      exp = start - p;
+    }
+    if (p < n && (b[p] === 0x65 || b[p] === 0x45)) {
+      p++;
+      let eneg = false;
+      if (p < n && (b[p] === PLUS || b[p] === MINUS)) eneg = b[p++] === MINUS;
+      if (p >= n || !isDigit(b[p]!)) return -1;
+      let e = 0;
+      for (; p < n; p++) {
+        c = b[p]!;
+        if (!isDigit(c)) break;
+        if (e < 100_000) e = e * 10 + (c - ZERO);
+      }
+      exp += eneg ? -e : e;
+    }
+    let v: number;
+    if (m === 0) v = 0;
+    else if (m < TWO_53 && exp >= -22 && exp <= 22) v = exp < 0 ? m / POW10[-exp]! : m * POW10[exp]!;
+    else if (digits <= 40 && exp >= -44 && exp <= 22) {
+      v = exp >= 0 ? m * POW10[exp]! : exp >= -22 ? m / POW10[-exp]! : m / 1e22 / POW10[-22 - exp]!;
+      if (Math.fround(v * (1 - GUARD)) !== Math.fround(v * (1 + GUARD))) v = Number.NaN;
+    } else v = Number.NaN;
+    if (Number.isNaN(v)) v = Math.abs(Number(b.toString('latin1', tokenStart, p)));
+    if (count === out.length) {
+      const grown = new Float32Array(out.length * 2);
+      grown.set(out);
+      out = decoded = grown;
+    }
+    out[count++] = neg ? -v : v;
+    for (; p < n; p++) {
+      c = b[p]!;
+      if (!isWs(c)) break;
+    }
+    if (p >= n) return -1;
+    p++;
+    if (c === RBRACKET) break;
+    if (c !== COMMA) return -1;
+  }
+  fastEnd = p;
+  return count;
+}
+
 class Cursor {
   pos = 0;
   readonly view: DataView;
-  constructor(readonly buf: Buffer) {
+  constructor(
+    readonly buf: Buffer,
+    readonly decode: boolean,
+  ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
@@ -272,14 +426,22 @@ class Cursor {
     return { start, end: this.pos };
   }
 
-  /** An array of numbers only (the hot loop); returns its span and length. */
-  numberArray(): { span: Span; count: number } {
+  /** An array of numbers only (the hot loop); returns its span and length, and its values when decoding. */
+  numberArray(): { span: Span; count: number; values: Float32Array | undefined } {
     this.expect(LBRACKET);
     const start = this.pos - 1;
-    const fast = fastNumberArray(this.buf, this.view, this.pos);
-    if (fast >= 0) {
-      this.pos = fastEnd;
-      return { span: { start, end: this.pos }, count: fast };
+    if (this.decode) {
+      const count = decodeNumberArray(this.buf, this.view, this.pos);
+      if (count >= 0) {
+        this.pos = fastEnd;
+        return { span: { start, end: this.pos }, count, values: decoded.slice(0, count) };
+      }
+    } else {
+      const fast = fastNumberArray(this.buf, this.view, this.pos);
+      if (fast >= 0) {
+        this.pos = fastEnd;
+        return { span: { start, end: this.pos }, count: fast, values: undefined };
+      }
     }
     // Something is off: the careful loop below walks the same bytes again to say what and where.
     const b = this.buf;
@@ -287,7 +449,7 @@ class Cursor {
     this.ws();
     if (b[this.pos] === RBRACKET) {
       this.pos++;
-      return { span: { start, end: this.pos }, count };
+      return { span: { start, end: this.pos }, count, values: this.decode ? new Float32Array(0) : undefined };
     }
     for (;;) {
       this.ws();
@@ -302,7 +464,8 @@ class Cursor {
       if (d === RBRACKET) break;
       if (d !== COMMA) this.fail("expected ',' or ']' in embedding");
     }
-    return { span: { start, end: this.pos }, count };
+    const span = { start, end: this.pos };
+    return { span, count, values: this.decode ? spanToFloat32(b, span) : undefined };
   }
 
   /** Iterates the keys of an object, calling `onKey` positioned at each value; onKey must consume it. */
@@ -345,12 +508,13 @@ class Cursor {
 }
 
 function scanItem(cur: Cursor): ScannedItem {
-  const item: ScannedItem = { index: -1, embedding: undefined, dims: 0, extras: [] };
+  const item: ScannedItem = { index: -1, embedding: undefined, dims: 0, values: undefined, extras: [] };
   cur.object((key) => {
     if (key === 'embedding') {
-      const { span, count } = cur.numberArray();
+      const { span, count, values } = cur.numberArray();
       item.embedding = span;
       item.dims = count;
+      item.values = values;
     } else if (key === 'text_index' || key === 'index') {
       item.index = cur.integer();
     } else {
@@ -361,8 +525,8 @@ function scanItem(cur: Cursor): ScannedItem {
 }
 
 /** Scan an embedding reply. Throws ScanError on anything that is not well-formed JSON of the expected shape. */
-export function scanEmbeddingReply(buf: Buffer): ScannedEmbeddingReply {
-  const cur = new Cursor(buf);
+export function scanEmbeddingReply(buf: Buffer, opts: ScanOptions = {}): ScannedEmbeddingReply {
+  const cur = new Cursor(buf, opts.decode === true);
   const out: ScannedEmbeddingReply = { items: [], fused: undefined, usage: undefined, requestId: undefined };
   let sawOutput = false;
   cur.object((key) => {
@@ -371,8 +535,8 @@ export function scanEmbeddingReply(buf: Buffer): ScannedEmbeddingReply {
       cur.object((k) => {
         if (k === 'embeddings') cur.array(() => out.items.push(scanItem(cur)));
         else if (k === 'embedding') {
-          const { span, count } = cur.numberArray();
-          out.fused = { embedding: span, dims: count };
+          const { span, count, values } = cur.numberArray();
+          out.fused = { embedding: span, dims: count, values };
         } else cur.value();
       });
     } else if (key === 'usage') {
@@ -391,10 +555,6 @@ export function scanEmbeddingReply(buf: Buffer): ScannedEmbeddingReply {
   return out;
 }
 
-/** 10^0 … 10^22: every one is exactly representable as a double. */
-const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
-/** Relative half-width of the interval that must round to one float32 when the decimal was read inexactly. */
-const GUARD = 2 ** -45;
 let scratch = new Float32Array(1024);
 
 /**
