@@ -4,6 +4,7 @@
  */
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../src/emulator/server.js';
@@ -75,4 +76,27 @@ export const auth = (key: string = KEYS.alice): Record<string, string> => ({
 /** The emulator's requests to an upstream path (control routes are never recorded). */
 export function upstreamCalls(emu: Emulator, pathPrefix = '/'): Emulator['received'] {
   return emu.received.filter((r) => r.url.startsWith(pathPrefix));
+}
+
+/**
+ * One stack for the tests of the enclosing describe block: started before them, closed after them, and the
+ * emulator's recorded requests and faults cleared before each test. Returns a handle whose properties resolve to
+ * the running stack when a test uses them (the stack does not exist yet when the describe body runs).
+ */
+export function useStack(opts: StackOptions = {}): Stack {
+  let current: Stack | undefined;
+  beforeAll(async () => {
+    current = await startStack(opts);
+  });
+  afterAll(async () => current?.close());
+  beforeEach(() => {
+    current!.emu.clearReceived();
+    current!.emu.clearFaults();
+  });
+  return new Proxy({} as Stack, {
+    get: (_target, key) => {
+      if (!current) throw new Error('useStack(): the stack is used before beforeAll has started it');
+      return current[key as keyof Stack];
+    },
+  });
 }

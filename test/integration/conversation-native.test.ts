@@ -3,13 +3,13 @@
  * POST /api/v1/services/aigc/multimodal-generation/generation, non-streaming and streaming (relayed in full here
  * via inject; the timing of the relay is proven over a real port in conversation-streaming.test.ts).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   conversationSettings,
   IMAGE_TOKENS,
   resetConversation,
 } from '../../src/emulator/routes/multimodal-generation.js';
-import { auth, type Stack, startStack, UPSTREAM_KEY, upstreamCalls, WORKSPACE } from '../helpers.js';
+import { auth, UPSTREAM_KEY, upstreamCalls, useStack, WORKSPACE } from '../helpers.js';
 
 const PATH = '/api/v1/services/aigc/multimodal-generation/generation';
 const IMAGE = 'https://dashscope.oss-cn-beijing.aliyuncs.com/images/dog_and_girl.jpeg';
@@ -51,14 +51,8 @@ type Choice = { finish_reason: string; message: { role: string; content: { text:
 const choiceOf = (data: unknown): Choice => (data as { output: { choices: Choice[] } }).output.choices[0]!;
 
 describe('POST /api/v1/services/aigc/multimodal-generation/generation', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack();
-  });
-  afterAll(async () => s.close());
+  const s = useStack();
   beforeEach(() => {
-    s.emu.clearReceived();
-    s.emu.clearFaults();
     resetConversation(s.emu.instance);
   });
 

@@ -2,9 +2,9 @@
  * OpenAI chat completions for the Qwen-VL models through the gateway, forwarded to the emulator's compatible mode:
  * POST /v1/chat/completions and its /compatible-mode/v1 alias. (The openai SDK itself is in test/clients.)
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { conversationSettings, resetConversation } from '../../src/emulator/routes/multimodal-generation.js';
-import { auth, type Stack, startStack, UPSTREAM_KEY, upstreamCalls } from '../helpers.js';
+import { auth, UPSTREAM_KEY, upstreamCalls, useStack } from '../helpers.js';
 
 const UPSTREAM = '/compatible-mode/v1/chat/completions';
 const ANSWER = 'I see 1 image(s). You said: What is in the picture?';
@@ -35,14 +35,8 @@ const dataLines = (body: string): string[] =>
     });
 
 describe('POST /v1/chat/completions (Qwen-VL via compatible mode)', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack();
-  });
-  afterAll(async () => s.close());
+  const s = useStack();
   beforeEach(() => {
-    s.emu.clearReceived();
-    s.emu.clearFaults();
     resetConversation(s.emu.instance);
   });
 

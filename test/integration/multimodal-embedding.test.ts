@@ -1,8 +1,8 @@
 import OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fusedVector, itemVector } from '../../src/emulator/routes/multimodal-embedding.js';
 import { dataUri, png, wav } from '../fixtures/media/index.js';
-import { auth, KEYS, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { auth, KEYS, upstreamCalls, useStack } from '../helpers.js';
 
 const PATH = '/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding';
 const ONE_PEACE = 'multimodal-embedding-one-peace-v1';
@@ -14,15 +14,7 @@ const decodeBase64 = (s: string): number[] => {
 };
 
 describe('multimodal embeddings through the gateway', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack();
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => {
-    s.emu.clearReceived();
-    s.emu.clearFaults();
-  });
+  const s = useStack();
 
   const native = (payload: unknown) =>
     s.app.inject({ method: 'POST', url: PATH, headers: auth(), payload: payload as Record<string, unknown> });

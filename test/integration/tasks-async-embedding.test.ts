@@ -2,24 +2,16 @@
  * Async batch text embedding end to end through the gateway against the emulator: submission on the shared
  * text-embedding path with X-DashScope-Async, polling to SUCCEEDED, cancel, and the 400s that cost no upstream call.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resultUrl, taskTokens } from '../../src/emulator/routes/tasks.js';
-import { auth, KEYS, type Stack, startStack, UPSTREAM_KEY, upstreamCalls } from '../helpers.js';
+import { auth, KEYS, UPSTREAM_KEY, upstreamCalls, useStack } from '../helpers.js';
 
 const PATH = '/api/v1/services/embeddings/text-embedding/text-embedding';
 const FILE_URL = 'https://example.com/batches/texts.txt';
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$/;
 
 describe('async batch text embedding', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack();
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => {
-    s.emu.clearReceived();
-    s.emu.clearFaults();
-  });
+  const s = useStack();
 
   const submit = (
     payload: unknown,

@@ -1,7 +1,7 @@
 /** The upload policy (first step of the DashScope SDKs' local-file flow) passes through the gateway unchanged. */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EMULATOR_UPLOAD_HOST } from '../../src/emulator/routes/uploads.js';
-import { auth, type Stack, startStack, UPSTREAM_KEY, upstreamCalls, WORKSPACE } from '../helpers.js';
+import { auth, UPSTREAM_KEY, upstreamCalls, useStack, WORKSPACE } from '../helpers.js';
 
 const FIELDS = [
   'capacity_limit_mb',
@@ -17,15 +17,7 @@ const FIELDS = [
 ];
 
 describe('GET /api/v1/uploads?action=getPolicy', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack();
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => {
-    s.emu.clearReceived();
-    s.emu.clearFaults();
-  });
+  const s = useStack();
 
   it('passes the policy through under `data`, byte for byte, with the gateway’s key and workspace upstream', async () => {
     const res = await s.app.inject({
