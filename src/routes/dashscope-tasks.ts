@@ -173,6 +173,33 @@ export async function submitTextEmbeddingTask(
   return sendUpstream(reply, res);
 }
 
+/** Task states DashScope reports (contract §3.4); `status=` filters on them. */
+const TASK_STATES = new Set([
+  'PENDING',
+  'RUNNING',
+  'SUCCEEDED',
+  'FAILED',
+  'CANCELED',
+  'UNKNOWN',
+  'SUSPENDED',
+]);
+
+/**
+ * The list parameters whose shape is known are checked here, so a malformed one costs no upstream call. DashScope's
+ * own bounds on them are not documented, so only the shape is checked; other parameters are passed on.
+ */
+function checkListQuery(q: URLSearchParams): void {
+  for (const name of ['page_no', 'page_size']) {
+    const v = q.get(name);
+    if (v !== null && !/^[1-9]\d{0,5}$/.test(v))
+      throw invalidInput(name, 'must be a whole number from 1 to 999999');
+  }
+  const status = q.get('status');
+  if (status !== null && !TASK_STATES.has(status)) {
+    throw invalidInput('status', `must be one of ${[...TASK_STATES].join(', ')}`);
+  }
+}
+
 export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
   const { config, upstream, tasks } = app.gw;
 
@@ -252,6 +279,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
     const raw = request.url.indexOf('?');
     const query = raw >= 0 ? new URLSearchParams(request.url.slice(raw + 1)).toString() : '';
     if (query.length > 2048) throw invalidInput('query', 'is longer than 2048 characters');
+    checkListQuery(new URLSearchParams(query));
     const ctx = callContext(request, reply);
     const res = await upstream.call({
       method: 'GET',

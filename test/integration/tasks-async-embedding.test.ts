@@ -231,4 +231,29 @@ describe('async batch text embedding', () => {
     expect(res.json()).toMatchObject({ code: 'NotFound' });
     expect(s.emu.received).toHaveLength(0);
   });
+
+  it.each([
+    ['page_size=abc', 'page_size', /must be a whole number/],
+    ['page_no=0', 'page_no', /must be a whole number/],
+    ['status=DONE', 'status', /must be one of PENDING, RUNNING/],
+  ])('GET /api/v1/tasks?%s → 400 naming %s, no upstream call', async (query, param, rule) => {
+    const res = await s.app.inject({ method: 'GET', url: `/api/v1/tasks?${query}`, headers: auth() });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().code).toBe('InvalidParameter');
+    expect(res.json().message).toMatch(new RegExp(`^${param}: `));
+    expect(res.json().message).toMatch(rule);
+    expect(upstreamCalls(s.emu)).toHaveLength(0);
+  });
+
+  it('GET /api/v1/tasks passes well-formed and unknown list parameters on', async () => {
+    const res = await s.app.inject({
+      method: 'GET',
+      url: '/api/v1/tasks?page_no=2&page_size=10&status=SUCCEEDED&model_name=text-embedding-async-v2',
+      headers: auth(),
+    });
+    expect(res.statusCode).toBe(200);
+    const [call] = upstreamCalls(s.emu, '/api/v1/tasks');
+    expect(new URL(call!.url, 'http://x').searchParams.get('model_name')).toBe('text-embedding-async-v2');
+    expect(new URL(call!.url, 'http://x').searchParams.get('page_no')).toBe('2');
+  });
 });
