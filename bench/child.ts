@@ -7,9 +7,9 @@
  *   parent → child  {type:'exit'}              → closes the server and exits 0 (flushes --cpu-prof)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { type Role, startRole } from './roles.js';
 
-export type Role = 'emulator' | 'reference' | 'gateway';
+export type { Role } from './roles.js';
 
 export interface ChildOptions {
   upstreamKey: string;
@@ -76,38 +76,16 @@ if (!useHwm) {
   }, 20).unref();
 }
 
-// Each role imports only its own modules, so the reference's RSS does not include the gateway's code.
-async function start(): Promise<{ port: number; close: () => Promise<void> }> {
-  if (role === 'emulator') {
-    const { startEmulator } = await import('../src/emulator/server.js');
-    const emu = await startEmulator({ apiKey: opts.upstreamKey, fast: true });
-    return { port: emu.port, close: () => emu.close() };
-  }
-  if (role === 'reference') {
-    const { buildReference } = await import('./reference.js');
-    const app = await buildReference({ upstream: opts.upstreamUrl!, apiKey: opts.upstreamKey });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
-  }
-  const { buildApp } = await import('../src/app.js');
-  const { loadConfig } = await import('../src/config.js');
-  const config = loadConfig({
-    DASHSCOPE_API_KEY: opts.upstreamKey,
-    DASHSCOPE_BASE_URL: opts.upstreamUrl,
+const server = await startRole(role, {
+  upstreamKey: opts.upstreamKey,
+  upstreamUrl: opts.upstreamUrl,
+  gatewayEnv: {
     GATEWAY_API_KEYS: opts.gatewayKeys,
     LOG_LEVEL: opts.logLevel ?? 'warn',
-    HOST: '127.0.0.1',
-    PORT: '0',
     // The upstream budget (default 120 calls/min) would turn the load into 429s: the bench measures the hop.
     RATE_LIMIT_RPM: '0',
-  });
-  // Logs go to stdout, which the parent points at a file: the access-log cost includes a real write.
-  const app = await buildApp(config);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
-}
-
-const server = await start();
+  },
+});
 const send = (m: ChildMessage): void => {
   process.send?.(m);
 };

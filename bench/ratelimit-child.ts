@@ -5,9 +5,9 @@
  *   parent → child  {type:'stats', id, gc}  → {type:'stats', id, stats}   (gc: collect garbage first)
  *   parent → child  {type:'exit'}
  */
-import type { AddressInfo } from 'node:net';
+import { type Role, startRole } from './roles.js';
 
-export type RlRole = 'emulator' | 'reference' | 'gateway';
+export type RlRole = Role;
 
 export interface RlChildOptions {
   upstreamKey: string;
@@ -29,35 +29,11 @@ export type RlChildMessage = { type: 'ready'; port: number } | { type: 'stats'; 
 const [role, json] = process.argv.slice(2) as [RlRole, string];
 const opts = JSON.parse(json) as RlChildOptions;
 
-async function start(): Promise<{ port: number; close: () => Promise<void> }> {
-  if (role === 'emulator') {
-    const { startEmulator } = await import('../src/emulator/server.js');
-    const emu = await startEmulator({ apiKey: opts.upstreamKey, fast: true });
-    return { port: emu.port, close: () => emu.close() };
-  }
-  if (role === 'reference') {
-    const { buildReference } = await import('./reference.js');
-    const app = await buildReference({ upstream: opts.upstreamUrl!, apiKey: opts.upstreamKey });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
-  }
-  const { buildApp } = await import('../src/app.js');
-  const { loadConfig } = await import('../src/config.js');
-  const config = loadConfig({
-    DASHSCOPE_API_KEY: opts.upstreamKey,
-    DASHSCOPE_BASE_URL: opts.upstreamUrl,
-    GATEWAY_API_KEYS: 'bench:gw-bench-key-0123456789',
-    LOG_LEVEL: 'warn',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    ...opts.env,
-  });
-  const app = await buildApp(config);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
-}
-
-const server = await start();
+const server = await startRole(role, {
+  upstreamKey: opts.upstreamKey,
+  upstreamUrl: opts.upstreamUrl,
+  gatewayEnv: { GATEWAY_API_KEYS: 'bench:gw-bench-key-0123456789', ...opts.env },
+});
 const send = (m: RlChildMessage): void => {
   process.send?.(m);
 };
