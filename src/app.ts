@@ -32,6 +32,7 @@ import { healthRoutes } from './routes/health.js';
 import { openAIChatCompletionsRoutes } from './routes/openai-chat-completions.js';
 import { openAIEmbeddingsRoutes } from './routes/openai-embeddings.js';
 import { createTaskOwnerStore, type TaskOwnerStore } from './tasks/index.js';
+import { createTokenChecker, type TokenChecker } from './tokens/index.js';
 import { Upstream, type UpstreamTrace } from './upstream/client.js';
 
 /** What a handler records for the access log. */
@@ -53,6 +54,8 @@ export interface Gateway {
   budget: UpstreamBudget;
   /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
   tasks: TaskOwnerStore;
+  /** Token-limit checks; exact counts run in worker threads, started on first need and ended on app close. */
+  tokens: TokenChecker;
 }
 
 declare module 'fastify' {
@@ -181,6 +184,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const budget = new UpstreamBudget(config.upstreamBudget, redis, logger);
   const upstream = new Upstream(config.upstream, budget);
   const keys = new KeyRing(config.gatewayKeys, config.allowAnonymous);
+  const tokens = createTokenChecker(config.tokenizer);
   app.decorate('gw', {
     config,
     upstream,
@@ -188,6 +192,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     redis,
     budget,
     tasks: createTaskOwnerStore(redis),
+    tokens,
   });
   // Only JSON bodies: without this Fastify would parse text/plain and the caller would get a misleading 400.
   app.removeContentTypeParser('text/plain');
@@ -195,6 +200,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   app.decorateRequest('caller', undefined);
   app.addHook('onClose', async () => {
     await upstream.close();
+    await tokens.close();
     redis?.disconnect();
   });
 

@@ -28,7 +28,7 @@ export async function dashscopeTextEmbeddingRoutes(app: FastifyInstance): Promis
         },
       );
     }
-    const job = nativeToTextJob(req, model, config.maxInputsPerRequest);
+    const job = await nativeToTextJob(req, model, config.maxInputsPerRequest, app.gw.tokens);
     request.ctx.inputs = job.texts.length;
     const result = await runTextEmbedding(callContext(request, reply), job);
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
