@@ -129,6 +129,9 @@ export class TokenizerPool {
     }
     const worker = new Worker(WORKER_URL, {
       workerData: { role: WORKER_ROLE },
+      // Not the parent's flags: `--input-type`, `--import tsx` or test-runner loaders break or slow the worker, and it
+      // needs none (worker.ts has only erasable types and no relative imports; Node strips them itself).
+      execArgv: [],
       resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMb },
     });
     this.started++;
