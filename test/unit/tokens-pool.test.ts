@@ -171,7 +171,7 @@ describe('token checker: process lifetime', () => {
     const script = [
       "import { createTokenChecker } from './src/tokens/index.ts';",
       'const c = createTokenChecker({ workers: 1, maxBytesPerRequest: 1 << 20, timeoutMs: 5000 });',
-      "const r = await c.checkTexts(['word '.repeat(3000)], 8192, (i) => `input[${i}]`, 'm');",
+      "const r = await c.checkTexts(['word '.repeat(3000)], 8192, () => 'input', 'm');",
       'console.log(JSON.stringify(r));',
       '// no close(): the process must still exit on its own',
     ].join('\n');
