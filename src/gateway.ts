@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import type { ModelTable } from './models/index.js';
 import type { UpstreamBudget } from './ratelimit/budget.js';
 import type { TaskOwnerStore } from './tasks/index.js';
+import type { TokenChecker } from './tokens/index.js';
 import type { Upstream, UpstreamTrace } from './upstream/client.js';
 
 /** What a handler records for the access log. */
@@ -34,6 +35,8 @@ export interface Gateway {
   budget: UpstreamBudget;
   /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
   tasks: TaskOwnerStore;
+  /** Token-limit checks; exact counts run in worker threads, started on first need and ended on app close. */
+  tokens: TokenChecker;
 }
 
 export const emptyRequestContext = (): RequestContext => ({

@@ -7,7 +7,7 @@
 import { invalidInput } from '../errors.js';
 import type { CallContext } from '../http/call-context.js';
 import type { TextEmbeddingModel } from '../models/index.js';
-import { tokensOverLimit } from '../tokens.js';
+import type { TokenChecker, TokenCounts } from '../tokens/index.js';
 import { ScanError, type ScannedItem, scanEmbeddingReply } from '../upstream/embedding-scan.js';
 import { TEXT_EMBEDDING_PATH } from '../upstream/paths.js';
 import { unusableReply as badReply, mapLimit } from './fan-out.js';
@@ -42,12 +42,17 @@ export interface TextEmbeddingResult {
   passthrough: Buffer | undefined;
 }
 
-/** Checks each text: a non-empty string within the model's token limit. `param(i)` names the field for errors. */
-export function checkTexts(
+/**
+ * Checks each text: a non-empty string within the model's token limit (the token checks run after every text
+ * passed the type checks; see src/tokens/). `param(i)` names the field for errors. Returns the texts and their
+ * token counts or estimates.
+ */
+export async function checkTexts(
   texts: unknown[],
   model: TextEmbeddingModel,
   param: (i: number) => string,
-): string[] {
+  tokens: TokenChecker,
+): Promise<{ texts: string[]; counts: TokenCounts }> {
   for (let i = 0; i < texts.length; i++) {
     const t = texts[i];
     if (typeof t !== 'string') {
@@ -59,15 +64,10 @@ export function checkTexts(
       );
     }
     if (t.length === 0) throw invalidInput(param(i), 'must not be empty');
-    const over = tokensOverLimit(t, model.maxTokens);
-    if (over !== undefined) {
-      throw invalidInput(
-        param(i),
-        `is ${over} tokens long; ${model.name} accepts at most ${model.maxTokens} per input`,
-      );
-    }
   }
-  return texts as string[];
+  const strings = texts as string[];
+  const counts = await tokens.checkTexts(strings, model.maxTokens, param, model.name);
+  return { texts: strings, counts };
 }
 
 /** Splits, calls, checks and merges. Throws GatewayError; never returns a partial result. */

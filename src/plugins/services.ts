@@ -11,6 +11,7 @@ import { buildModelTable } from '../models/index.js';
 import { UpstreamBudget } from '../ratelimit/budget.js';
 import { createRedis } from '../redis.js';
 import { createTaskOwnerStore } from '../tasks/index.js';
+import { createTokenChecker } from '../tokens/index.js';
 import { Upstream } from '../upstream/client.js';
 
 async function services(app: FastifyInstance, opts: { config: Config }): Promise<void> {
@@ -20,6 +21,7 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
   redis?.on('error', () => {});
   const budget = new UpstreamBudget(config.upstreamBudget, redis, app.log);
   const upstream = new Upstream(config.upstream, budget);
+  const tokens = createTokenChecker(config.tokenizer);
   const gw: Gateway = {
     config,
     upstream,
@@ -27,10 +29,11 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
     redis,
     budget,
     tasks: createTaskOwnerStore(redis),
+    tokens,
   };
   app.decorate('gw', gw);
   app.addHook('onClose', async () => {
-    await upstream.close();
+    await Promise.all([upstream.close(), tokens.close()]);
     redis?.disconnect();
   });
 }

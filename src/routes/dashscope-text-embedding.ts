@@ -19,7 +19,7 @@ export async function dashscopeTextEmbeddingRoutes(app: FastifyInstance): Promis
     const req = parseBody(NativeTextEmbeddingBody, request.body);
     request.ctx.model = req.model;
     const model = models.require(req.model, 'text-embedding');
-    const job = nativeToTextJob(req, model, config.maxInputsPerRequest);
+    const job = await nativeToTextJob(req, model, config.maxInputsPerRequest, app.gw.tokens);
     request.ctx.inputs = job.texts.length;
     const result = await runTextEmbedding(callContext(request, reply), job);
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));

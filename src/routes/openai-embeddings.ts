@@ -27,7 +27,7 @@ type FamilyHandler<M extends Model> = (
 /** The families /v1/embeddings serves and the translator for each: a new embedding family adds one entry. */
 const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }>> } = {
   'text-embedding': async (request, reply, req, model) => {
-    const job = openAIToTextJob(req, model);
+    const job = await openAIToTextJob(req, model, request.server.gw.tokens);
     const result = await runTextEmbedding(callContext(request, reply), job);
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return textResultToOpenAI(req, result);
