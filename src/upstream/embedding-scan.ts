@@ -14,7 +14,7 @@
  * unusable reply") exactly when `Math.fround(JSON.parse(x))` is not finite, e.g. 3.5e38, 1e39, -1e400 or a
  * 400-digit integer. Passing `1e400` on would give float callers a number no float32 client can hold and
  * base64 callers +Inf. Underflow is fine (1e-400 is 0). The validating loop hands any number that could reach
- * 10^39 (see `MAX_SAFE_MAGNITUDE`) to the careful loop, which checks it exactly; the decoding loop compares each
+ * 10^39 (see `FAST_MAX_INT_DIGITS`) to the careful loop, which checks it exactly; the decoding loop compares each
  * decoded value with `F32_OVERFLOW`; both end in the careful loop's ScanError naming the byte.
  *
  * Shapes handled (see README "Upstream contract"):
@@ -93,9 +93,18 @@ const F32_OVERFLOW = 2 ** 128 - 2 ** 103;
 /**
  * A number whose integer part has k digits and whose exponent is e is below 10^(k+e); with k + e ≤ 38 it is
  * below 10^38 < F32_OVERFLOW, and so is its double (rounding is monotone). Only above that bound is the exact
- * check needed; embeddings have k ≤ 1 and no or small exponents, so the hot loop pays one comparison.
+ * check needed; embeddings have k ≤ 1 and no or small exponents, so the hot loops pay a comparison or two.
  */
 const MAX_SAFE_MAGNITUDE = 38;
+
+/**
+ * The validating loop's share of that bound, checked where each part is read so no state is carried across the
+ * number: at most 19 integer digits and a positive exponent of at most 19 (19 + 19 = MAX_SAFE_MAGNITUDE; a
+ * negative exponent only makes the number smaller). Anything beyond is left to the careful loop, which checks
+ * it exactly (and accepts, e.g., 1e38): embedding models send nothing like it, so it costs them nothing.
+ */
+const FAST_MAX_INT_DIGITS = 19;
+const FAST_MAX_EXPONENT = MAX_SAFE_MAGNITUDE - FAST_MAX_INT_DIGITS;
 
 /** The exact rule on a validated number token: `Math.fround(JSON.parse(text))` is ±Infinity. */
 function overflowsFloat32(b: Buffer, start: number, end: number): boolean {
@@ -167,14 +176,13 @@ function fastNumberArray(b: Buffer, dv: DataView, from: number): number {
       if (++p >= n) return -1;
       c = b[p]!;
     }
-    const intStart = p;
     if (c === ZERO) p++;
     else if (c > ZERO && c <= NINE) {
+      const intStart = p;
       p = skipDigits4(dv, p + 1, n);
       while (p < n && isDigit(b[p]!)) p++;
+      if (p - intStart > FAST_MAX_INT_DIGITS) return -1;
     } else return -1;
-    // 10^mag bounds the number: its integer digits, plus its exponent below.
-    let mag = p - intStart;
     if (p < n && b[p] === DOT) {
       p++;
       if (p >= n || !isDigit(b[p]!)) return -1;
@@ -192,11 +200,8 @@ function fastNumberArray(b: Buffer, dv: DataView, from: number): number {
         if (!isDigit(c)) break;
         if (e < 100_000) e = e * 10 + (c - ZERO);
       }
-      mag += eneg ? -e : e;
+      if (!eneg && e > FAST_MAX_EXPONENT) return -1;
     }
-    // A number that might not fit float32 is left to the careful loop, which checks it exactly (and accepts
-    // e.g. 1e38): no embedding model sends such numbers, so the hot loop keeps no more state than this.
-    if (mag > MAX_SAFE_MAGNITUDE) return -1;
     count++;
     for (; p < n; p++) {
       c = b[p]!;
