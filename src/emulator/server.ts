@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { buildModelTable } from '../models/index.js';
+import { emulatorCatalog } from './limits.js';
 import { type EmulatorRoute, HttpError } from './route.js';
 import { ROUTES } from './routes/index.js';
 
@@ -153,7 +153,7 @@ function findRoute(method: string, path: string): EmulatorRoute | undefined {
 }
 
 export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
-  const models = buildModelTable(opts.rowLimits ?? new Map());
+  const catalog = emulatorCatalog(opts.rowLimits);
   const received: RecordedRequest[] = [];
   let faults: ActiveFault[] = [];
   const cache = new Map<string, string>();
@@ -246,7 +246,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
         query: new URL(req.url ?? '/', 'http://emulator').searchParams,
         body: raw,
         requestId,
-        models,
+        catalog,
         instance,
         apiKey: opts.apiKey,
       });

@@ -91,7 +91,7 @@ export function createTextEmbeddingTask(ctx: EmulatorContext): EmulatorReply {
     );
   }
   const { model, input, parameters = {} } = parsed.data;
-  if (ctx.models.get(model)?.kind !== 'async-text-embedding') {
+  if (ctx.catalog.get(model)?.api !== 'batch-text-embedding') {
     throw new HttpError(403, 'AccessDenied', 'current user api does not support asynchronous calls');
   }
   const url = input.url.trim();
