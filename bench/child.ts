@@ -8,12 +8,15 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type Role, startRole } from './roles.js';
+import type { UpstreamRequest } from './static-upstream.js';
 
 export type { Role } from './roles.js';
 
 export interface ChildOptions {
   upstreamKey: string;
-  /** reference, gateway: the emulator's URL. */
+  /** static: the requests whose replies it prepares at start-up. */
+  upstreamRequests?: UpstreamRequest[];
+  /** reference, gateway: the upstream's URL. */
   upstreamUrl?: string;
   /** gateway: name:key pairs. */
   gatewayKeys?: string;
@@ -79,6 +82,7 @@ if (!useHwm) {
 const server = await startRole(role, {
   upstreamKey: opts.upstreamKey,
   upstreamUrl: opts.upstreamUrl,
+  upstreamRequests: opts.upstreamRequests,
   gatewayEnv: {
     GATEWAY_API_KEYS: opts.gatewayKeys,
     LOG_LEVEL: opts.logLevel ?? 'warn',
