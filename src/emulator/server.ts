@@ -1,8 +1,11 @@
 /**
- * The DashScope emulator: a real HTTP server that answers like DashScope does, following the contract in
- * README "Upstream contract". The demo and the test suite run the gateway against it, so it needs no key
- * and no network. It checks `Authorization` against its own key, enforces the per-model batch limits with
+ * The DashScope emulator: a real HTTP server that answers like DashScope does, following
+ * docs/dashscope-contract.md. The demo and the test suite run the gateway against it, so it needs no key
+ * and no network. It checks `Authorization` against its own key, enforces the per-model limits with
  * DashScope's exact messages, and answers with deterministic vectors (see vectors.ts).
+ *
+ * It shares no code with the gateway: its model limits (limits.ts) and token counting (qwen-length.ts) are its
+ * own, so a wrong limit in the gateway shows up as a test failure instead of being confirmed by the emulator.
  *
  * Tests steer it through a control API (also usable in-process):
  *   POST   /__emulator/faults    {path?, times?, delayMs?, status?, body?, headers?, reset?, malformed?}
@@ -16,6 +19,8 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { emulatorCatalog } from './limits.js';
+import { qwenTokensAtLeast } from './qwen-length.js';
+import { arrivalLimiter, type EmuRateLimit, modelAndTexts } from './rate-limits.js';
 import { type EmulatorRoute, HttpError } from './route.js';
 import { ROUTES } from './routes/index.js';
 
@@ -53,6 +58,11 @@ export interface EmulatorOptions {
   host?: string;
   /** Per-model batch-size overrides (DashScope has changed them). */
   rowLimits?: Map<string, number>;
+  /**
+   * DashScope's per-model rate limits to emulate (contract §6.5), by model name: requests per minute and per
+   * second, tokens per minute, over sliding windows of arrival times. None by default.
+   */
+  rateLimits?: Record<string, EmuRateLimit>;
   /** Cache replies by request body and do not record requests: for benchmarks. */
   fast?: boolean;
 }
@@ -154,6 +164,7 @@ function findRoute(method: string, path: string): EmulatorRoute | undefined {
 
 export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
   const catalog = emulatorCatalog(opts.rowLimits);
+  const limiter = opts.rateLimits ? arrivalLimiter(opts.rateLimits) : undefined;
   const received: RecordedRequest[] = [];
   let faults: ActiveFault[] = [];
   const cache = new Map<string, string>();
@@ -197,6 +208,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path.startsWith('/__emulator/')) return control(req, res, path);
+    const arrivedAt = Date.now();
     const raw = await readBody(req);
     if (!opts.fast) {
       if (received.length >= MAX_RECORDED) received.shift();
@@ -236,6 +248,11 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
         throw new HttpError(401, 'InvalidApiKey', 'Invalid API-key provided.');
       }
       if (!route) throw new HttpError(404, 'NotFound', `emulator: no such endpoint ${req.method} ${path}`);
+      const call = limiter ? modelAndTexts(raw) : undefined;
+      if (limiter && call) {
+        const tokens = call.texts.reduce((sum, t) => sum + qwenTokensAtLeast(t), 0);
+        limiter.admit(call.model, tokens, arrivedAt);
+      }
       const cacheKey = opts.fast && route.cacheable ? path + raw : undefined;
       const cached = cacheKey ? cache.get(cacheKey) : undefined;
       if (cached) return send(res, 200, cached, requestId);
