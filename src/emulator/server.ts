@@ -59,7 +59,7 @@ export interface EmulatorOptions {
   /** Per-model batch-size overrides (DashScope has changed them). */
   rowLimits?: Map<string, number>;
   /**
-   * DashScope's per-model rate limits to emulate (contract §6.5), by model name: requests per minute and per
+   * DashScope's per-model rate limits to emulate (docs/dashscope-contract.md §6.5), by model name: requests per minute and per
    * second, tokens per minute, over sliding windows of arrival times. None by default.
    */
   rateLimits?: Record<string, EmuRateLimit>;
@@ -79,7 +79,7 @@ export interface Emulator {
   close(): Promise<void>;
 }
 
-/** Errors by status, as DashScope words them (contract §5.2). */
+/** Errors by status, as DashScope words them (docs/dashscope-contract.md §5.2). */
 const DEFAULT_ERRORS: Record<number, { code: string; message: string }> = {
   400: {
     code: 'InvalidParameter',
@@ -125,7 +125,7 @@ function send(
   res.end(body);
 }
 
-/** Compatible-mode errors are OpenAI-shaped with DashScope's code inside (contract §5.3). */
+/** Compatible-mode errors are OpenAI-shaped with DashScope's code inside (docs/dashscope-contract.md §5.3). */
 function compatError(err: HttpError, requestId: string): string {
   if (err.status === 401) {
     return JSON.stringify({

@@ -1,5 +1,5 @@
 /**
- * Qwen-VL conversation, native (`/api/v1/services/aigc/multimodal-generation/generation`, contract §2.4, §3.6,
+ * Qwen-VL conversation, native (`/api/v1/services/aigc/multimodal-generation/generation`, docs/dashscope-contract.md §2.4, §3.6,
  * §3.7). The "model" answers deterministically from the messages — `I see N image(s). You said: <last user
  * text>` — so tests can assert exact text.
  *

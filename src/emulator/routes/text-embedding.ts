@@ -73,7 +73,7 @@ export const nativeTextEmbedding: EmulatorRoute = {
   dialect: 'native',
   cacheable: true,
   handle(ctx) {
-    // Same path, async batch task when X-DashScope-Async: enable (contract §1.2): see tasks.ts.
+    // Same path, async batch task when X-DashScope-Async: enable (docs/dashscope-contract.md §1.2): see tasks.ts.
     if (asyncRequested(ctx)) return createTextEmbeddingTask(ctx);
     const { body, catalog, requestId } = ctx;
     const parsed = NativeTextBody.safeParse(parseJson(body));
@@ -117,7 +117,7 @@ export const compatEmbeddings: EmulatorRoute = {
     const entry = textModel(catalog, model);
     const texts = checkTexts(entry, typeof input === 'string' ? [input] : input);
     const dim = dimensionFor(entry, dimensions);
-    // Compatible mode is float-only (contract §2.5): `encoding_format` is ignored, as upstream documents.
+    // Compatible mode is float-only (docs/dashscope-contract.md §2.5): `encoding_format` is ignored, as upstream documents.
     const data = texts.map((text, index) => ({
       embedding: vectorFor(text, dim, model),
       index,
