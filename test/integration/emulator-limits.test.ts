@@ -4,7 +4,9 @@
  * 429s. The emulator shares no code with the gateway, so these pin what it checks the gateway against.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { qwenTokensAtLeast } from '../../src/emulator/qwen-length.js';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
+import { countTokens } from '../../src/tokens.js';
 
 const KEY = 'sk-emulator-limits-test-key';
 const TEXT_PATH = '/api/v1/services/embeddings/text-embedding/text-embedding';
@@ -113,5 +115,57 @@ describe('emulator rate limits', () => {
     });
     // A refused call uses no budget: a small one still fits.
     expect((await embed(emu, 'text-embedding-v3', ['a'])).status).toBe(200);
+  });
+});
+
+describe('emulator token bound against the real Qwen3 tokenizer (as an oracle only)', () => {
+  it('is never above the real count on 2,000 seeded random strings', () => {
+    let seed = 12345;
+    const next = (): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const pieces = [
+      'a',
+      'hello',
+      ' world',
+      '你好',
+      '🙂',
+      'e\u0301',
+      '\uFB2C',
+      '\n',
+      '\r\n',
+      '  ',
+      '\t',
+      '<|endoftext|>',
+      '<think>',
+      '<|im_start',
+      "'s",
+      "'LL",
+      '123',
+      '---',
+      '////',
+      'อำนวย',
+      '\u3000',
+      '\u00a0',
+      'ß',
+      'A\u030a',
+      '==',
+    ];
+    let checked = 0;
+    for (let i = 0; i < 2000; i++) {
+      let s = '';
+      const parts = 1 + Math.floor(next() * 30);
+      for (let j = 0; j < parts; j++) {
+        s += pieces[Math.floor(next() * pieces.length)]!.repeat(
+          1 + Math.floor(next() * (next() < 0.1 ? 150 : 3)),
+        );
+      }
+      const real = countTokens(s);
+      const bound = qwenTokensAtLeast(s);
+      if (bound > real) expect({ s, bound, real }).toEqual('a bound above the real count');
+      checked++;
+    }
+    expect(checked).toBe(2000);
   });
 });
