@@ -22,6 +22,8 @@ export interface ChildOptions {
   gatewayKeys?: string;
   /** gateway: LOG_LEVEL. */
   logLevel?: string;
+  /** gateway: more environment (e.g. a cache setting for cache-hit cases); wins over the defaults below. */
+  env?: Record<string, string>;
 }
 
 export interface ChildStats {
@@ -88,6 +90,7 @@ const server = await startRole(role, {
     LOG_LEVEL: opts.logLevel ?? 'warn',
     // The upstream budget (default 120 calls/min) would turn the load into 429s: the bench measures the hop.
     RATE_LIMIT_RPM: '0',
+    ...opts.env,
   },
 });
 const send = (m: ChildMessage): void => {

@@ -219,7 +219,8 @@ type CaseRequest = Pick<CaseSpec, 'path' | 'body' | 'headers' | 'vectors' | 'enc
 
 /**
  * One row of the case table, run once per ROWS entry. To add a case, add a row (and, if its process sends a new
- * body upstream, an entry in UPSTREAM_REQUESTS; for a new process, a Target and a startChild in main()).
+ * body upstream, an entry in UPSTREAM_REQUESTS; for a new process, e.g. a gateway with other settings, a Target and a
+ * startChild in main() with ChildOptions.env).
  */
 interface CaseDef {
   /** `size` is e.g. "10×1024". */
