@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qwenTokensAtLeast } from '../../src/emulator/qwen-length.js';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
-import { countTokens } from '../../src/tokens.js';
+import { countTokens } from '../../src/tokens/index.js';
 
 const KEY = 'sk-emulator-limits-test-key';
 const TEXT_PATH = '/api/v1/services/embeddings/text-embedding/text-embedding';
