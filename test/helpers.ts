@@ -79,9 +79,24 @@ export function upstreamCalls(emu: Emulator, pathPrefix = '/'): Emulator['receiv
 }
 
 /**
+ * A handle whose properties resolve to `get()`'s value when a test uses them: hooks create the stacks, but the
+ * describe body that holds the handle runs before any hook.
+ */
+function lateHandle(get: () => Stack | undefined, who: string): Stack {
+  return new Proxy({} as Stack, {
+    get: (_target, key) => {
+      const current = get();
+      if (!current) throw new Error(`${who}: the stack is used before beforeAll has started it`);
+      return current[key as keyof Stack];
+    },
+  });
+}
+
+/**
  * One stack for the tests of the enclosing describe block: started before them, closed after them, and the
  * emulator's recorded requests and faults cleared before each test. Returns a handle whose properties resolve to
  * the running stack when a test uses them (the stack does not exist yet when the describe body runs).
+ * A file's own beforeAll/afterAll hooks registered after this call run after the start and before the close.
  */
 export function useStack(opts: StackOptions = {}): Stack {
   let current: Stack | undefined;
@@ -93,10 +108,43 @@ export function useStack(opts: StackOptions = {}): Stack {
     current!.emu.clearReceived();
     current!.emu.clearFaults();
   });
-  return new Proxy({} as Stack, {
-    get: (_target, key) => {
-      if (!current) throw new Error('useStack(): the stack is used before beforeAll has started it');
-      return current[key as keyof Stack];
-    },
+  return lateHandle(() => current, 'useStack()');
+}
+
+/**
+ * `count` gateways in front of ONE upstream, as replicas in front of DashScope: the first stack's emulator serves
+ * all of them (the others' own emulators stay idle). Same lifecycle as useStack(); the shared emulator's requests
+ * and faults are cleared before each test, and the replicas close in reverse order, the emulator's owner last.
+ * `opts.env` applies to every replica (e.g. one REDIS_URL they share).
+ */
+export function useReplicas(count: number, opts: StackOptions = {}): Stack[] {
+  const stacks: Stack[] = [];
+  beforeAll(async () => {
+    const first = await startStack(opts);
+    stacks.push(first);
+    for (let i = 1; i < count; i++) {
+      stacks.push(await startStack({ ...opts, env: { ...opts.env, DASHSCOPE_BASE_URL: first.emu.url } }));
+    }
   });
+  afterAll(async () => {
+    for (const s of stacks.splice(0).reverse()) await s.close();
+  });
+  beforeEach(() => {
+    stacks[0]!.emu.clearReceived();
+    stacks[0]!.emu.clearFaults();
+  });
+  return Array.from({ length: count }, (_, i) => lateHandle(() => stacks[i], 'useReplicas()'));
+}
+
+/**
+ * A stack of one test's own (a setting no other test in the file should see, or a state that would stall the
+ * shared one): started, handed to `fn`, and closed whatever `fn` does.
+ */
+export async function withStack<T>(opts: StackOptions, fn: (s: Stack) => Promise<T>): Promise<T> {
+  const s = await startStack(opts);
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
 }
