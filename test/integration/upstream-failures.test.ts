@@ -2,10 +2,10 @@
  * Every row of the upstream-failure table, in both caller dialects. Retries are off here (UPSTREAM_RETRIES=0)
  * so each row is one upstream call; the retry behaviour has its own tests at the end.
  */
-import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { Fault } from '../../src/emulator/server.js';
 import { auth, UPSTREAM_KEY, upstreamCalls, useStack, withStack } from '../helpers.js';
+import { freePort } from '../support/ports.js';
 
 const OPENAI = {
   url: '/v1/embeddings',
@@ -186,22 +186,12 @@ describe('upstream 429 asking for a long hold', () => {
   });
 });
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 describe('upstream refused connection → 503', () => {
   it.each([
     ['OpenAI dialect', OPENAI],
     ['DashScope dialect', NATIVE],
   ])('%s', async (_name, route) => {
-    const port = await closedPort();
+    const port = await freePort(); // nothing listens there: the connection is refused
     const env = { DASHSCOPE_BASE_URL: `http://127.0.0.1:${port}`, UPSTREAM_RETRIES: '1' };
     await withStack({ env }, async (s) => {
       const res = await s.app.inject({
