@@ -113,22 +113,39 @@ export function useStack(opts: StackOptions = {}): Stack {
 
 /**
  * `count` gateways in front of ONE upstream, as replicas in front of DashScope: the first stack's emulator serves
- * all of them (the others' own emulators stay idle). Same lifecycle as useStack(); the shared emulator's requests
- * and faults are cleared before each test, and the replicas close in reverse order, the emulator's owner last.
- * `opts.env` applies to every replica (e.g. one REDIS_URL they share).
+ * all of them (the others' own emulators stay idle). `opts.env` applies to every replica (e.g. one REDIS_URL they
+ * share). Close them with closeReplicas(), which closes the emulator's owner last.
+ */
+export async function startReplicas(count: number, opts: StackOptions = {}): Promise<Stack[]> {
+  const first = await startStack(opts);
+  const stacks = [first];
+  try {
+    for (let i = 1; i < count; i++) {
+      stacks.push(await startStack({ ...opts, env: { ...opts.env, DASHSCOPE_BASE_URL: first.emu.url } }));
+    }
+  } catch (err) {
+    // No caller holds the ones already started: close them rather than leak their ports and timers.
+    await closeReplicas(stacks);
+    throw err;
+  }
+  return stacks;
+}
+
+/** Closes replicas in reverse order: the others still use the first one's emulator until they are closed. */
+export async function closeReplicas(stacks: readonly Stack[]): Promise<void> {
+  for (const s of [...stacks].reverse()) await s.close();
+}
+
+/**
+ * startReplicas() for the tests of the enclosing describe block, with useStack()'s lifecycle: started before them,
+ * closed after them, the shared emulator's requests and faults cleared before each test.
  */
 export function useReplicas(count: number, opts: StackOptions = {}): Stack[] {
   const stacks: Stack[] = [];
   beforeAll(async () => {
-    const first = await startStack(opts);
-    stacks.push(first);
-    for (let i = 1; i < count; i++) {
-      stacks.push(await startStack({ ...opts, env: { ...opts.env, DASHSCOPE_BASE_URL: first.emu.url } }));
-    }
+    stacks.push(...(await startReplicas(count, opts)));
   });
-  afterAll(async () => {
-    for (const s of stacks.splice(0).reverse()) await s.close();
-  });
+  afterAll(async () => closeReplicas(stacks.splice(0)));
   beforeEach(() => {
     stacks[0]!.emu.clearReceived();
     stacks[0]!.emu.clearFaults();
