@@ -19,6 +19,7 @@ import { type Dialect, dialectFor, GatewayError, renderError } from './errors.js
 import { buildModelTable, type ModelTable } from './models/index.js';
 import { type Caller, KeyRing } from './plugins/auth.js';
 import { callerLimits } from './plugins/caller-limits.js';
+import { drain } from './plugins/drain.js';
 import { genRequestId } from './plugins/request-id.js';
 import { UpstreamBudget } from './ratelimit/budget.js';
 import { upstreamBudgetHooks } from './ratelimit/plugin.js';
@@ -189,6 +190,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     budget,
     tasks: createTaskOwnerStore(redis),
   });
+  // First, so its onRequest hook sees every request (src/server.ts reads what is in flight on a hard stop).
+  await app.register(drain);
   // Only JSON bodies: without this Fastify would parse text/plain and the caller would get a misleading 400.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('ctx', null as unknown as RequestContext);

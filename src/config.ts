@@ -104,6 +104,9 @@ const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9._:-]{1,64}$/)
     .default('dsgw:'),
   CALLER_RATE_LIMITS: callerLimits.default(new Map()),
+  // Graceful stop (src/server.ts): how long /readyz says "closing" while still serving, and the hard limit.
+  SHUTDOWN_DRAIN_DELAY_MS: int(0, 600_000).default(5_000),
+  SHUTDOWN_TIMEOUT_MS: int(1_000, 3_600_000).default(25_000),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -135,6 +138,8 @@ export interface Config {
   upstreamBudget: UpstreamBudgetSettings;
   /** Per gateway key name (or `*`): incoming requests allowed per window. */
   callerLimits: Map<string, CallerLimit>;
+  /** After SIGTERM/SIGINT: serve on (readiness 503) for drainDelayMs, cut what is left at timeoutMs. */
+  shutdown: { drainDelayMs: number; timeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -195,6 +200,11 @@ export function loadConfig(
         );
       }
     }
+    if (e.SHUTDOWN_DRAIN_DELAY_MS >= e.SHUTDOWN_TIMEOUT_MS) {
+      problems.push(
+        `SHUTDOWN_DRAIN_DELAY_MS (${e.SHUTDOWN_DRAIN_DELAY_MS}) must be smaller than SHUTDOWN_TIMEOUT_MS (${e.SHUTDOWN_TIMEOUT_MS}): both count from the signal`,
+      );
+    }
     if (e.RATE_LIMIT_MARGIN_MS >= e.RATE_LIMIT_WINDOW_MS) {
       problems.push('RATE_LIMIT_MARGIN_MS must be smaller than RATE_LIMIT_WINDOW_MS');
     }
@@ -245,5 +255,6 @@ export function loadConfig(
       keyPrefix: e.RATE_LIMIT_KEY_PREFIX,
     },
     callerLimits: e.CALLER_RATE_LIMITS,
+    shutdown: { drainDelayMs: e.SHUTDOWN_DRAIN_DELAY_MS, timeoutMs: e.SHUTDOWN_TIMEOUT_MS },
   };
 }
