@@ -141,7 +141,9 @@ describe('graceful stop of a gateway process', () => {
     const r = await readyz(gw.base);
     expect(r).toEqual({ status: 503, body: { status: 'closing' } });
     const c = embed(gw.base, 'drain-c');
-    await until('the drain delay to end', () => gw.logs.some((l) => String(l.msg).startsWith('drain delay over')));
+    await until('the drain delay to end', () =>
+      gw.logs.some((l) => String(l.msg).startsWith('drain delay over')),
+    );
     // Not accepting any more: a new connection is refused.
     await expect(request(`${gw.base}/healthz`, { reset: true })).rejects.toMatchObject({
       code: 'ECONNREFUSED',
