@@ -68,7 +68,8 @@ async function shutdown(
     },
     'shutting down: /readyz answers 503, still serving until the drain delay ends',
   );
-  const cut = setTimeout(() => {
+  // Not unref'd: this timer is the backstop that ends the process whatever else happens.
+  setTimeout(() => {
     const ids = app.drain.inFlight();
     logger.error(
       { cut: ids.length, request_ids: ids, timeout_ms: opts.timeoutMs },
@@ -76,7 +77,6 @@ async function shutdown(
     );
     process.exit(1);
   }, opts.timeoutMs);
-  cut.unref();
   await sleep(opts.drainDelayMs);
   logger.info(
     { in_flight: app.drain.inFlight().length },
