@@ -108,6 +108,8 @@ describe.skipIf(!haveRedis || !haveNginx)(
             RATE_LIMIT_WINDOW_MS: String(WINDOW_MS),
             RATE_LIMIT_MAX_WAIT_MS: '6000',
             RATE_LIMIT_REPLICAS: '3',
+            // Teardown stops them with SIGTERM: nothing polls /readyz here, so no drain delay is needed.
+            SHUTDOWN_DRAIN_DELAY_MS: '0',
           }),
         );
       }
