@@ -10,6 +10,7 @@ import { loggerOptions } from './logger.js';
 import { accessLogPlugin } from './plugins/access-log.js';
 import { authPlugin } from './plugins/auth.js';
 import { errorHandlerPlugin } from './plugins/error-handler.js';
+import { metricsPlugin } from './plugins/metrics.js';
 import { genRequestId } from './plugins/request-id.js';
 import { servicesPlugin } from './plugins/services.js';
 import { callerLimits } from './ratelimit/caller-limits.js';
@@ -50,6 +51,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(accessLogPlugin);
   await app.register(errorHandlerPlugin);
   await app.register(authPlugin);
+  await app.register(metricsPlugin);
   await app.register(upstreamBudgetHooks, { budget: app.gw.budget, knownModels: app.gw.models.names() });
   await app.register(callerLimits, {
     limits: config.callerLimits,
