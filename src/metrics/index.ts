@@ -82,9 +82,11 @@ export class GatewayMetrics {
 
   /**
    * `queued` is read at scrape time (a gauge kept up to date on every change would cost on the hot path).
-   * Default process metrics (CPU, memory, event-loop lag, GC) go in the same registry, unprefixed as is customary.
+   * `processMetrics`: Node's default metrics (CPU, memory, event-loop lag, GC) in the same registry, unprefixed as is
+   * customary. Only when something can scrape them: they start a GC observer and an event-loop sampler that
+   * prom-client never stops, which a test process building hundreds of apps must not accumulate.
    */
-  constructor(queued: () => number) {
+  constructor(queued: () => number, processMetrics = false) {
     const registry = this.registry;
     new Gauge({
       name: 'dsgw_budget_queued_calls',
@@ -94,7 +96,7 @@ export class GatewayMetrics {
         this.set(queued());
       },
     });
-    collectDefaultMetrics({ register: registry });
+    if (processMetrics) collectDefaultMetrics({ register: registry });
   }
 
   recordRequest(method: string, route: string, status: number, seconds: number): void {

@@ -22,7 +22,7 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
   redis?.on('error', () => {});
   // Built first so the budget and the client can report to it; the queue gauge reads the budget at scrape time.
   let budget: UpstreamBudget | undefined;
-  const metrics = new GatewayMetrics(() => budget?.status().queued ?? 0);
+  const metrics = new GatewayMetrics(() => budget?.status().queued ?? 0, config.metrics.port !== undefined);
   budget = new UpstreamBudget(config.upstreamBudget, redis, app.log, (e) => metrics.recordBudget(e));
   const upstream = new Upstream(config.upstream, budget, metrics.upstreamObserver);
   const tokens = createTokenChecker(config.tokenizer);

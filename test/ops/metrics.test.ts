@@ -109,6 +109,16 @@ describe('GET /metrics after real traffic', () => {
     s.emu.addFault({ path: TEXT_PATH, status: 429 });
     expect((await embed(KEYS.bob, 'text-embedding-v2', 'throttled')).statusCode).toBe(429);
 
+    // A connection reset on every attempt (v1): the first try and both retries count, labelled by transport code.
+    s.emu.addFault({ path: TEXT_PATH, reset: true, times: 3 });
+    expect((await embed(KEYS.alice, 'text-embedding-v1', 'reset')).statusCode).toBe(502);
+
+    // Multimodal embedding (OpenAI door): its usage is a single token figure.
+    const mm = await embed(KEYS.alice, 'multimodal-embedding-v1', 'a text for the multimodal model');
+    expect(mm.statusCode).toBe(200);
+    const mmTokens = mm.json().usage.total_tokens as number;
+    expect(mmTokens).toBeGreaterThan(0);
+
     // The budget of v3 is one call: the first goes, the second is refused without reaching DashScope.
     expect((await embed(KEYS.alice, 'text-embedding-v3', 'first v3')).statusCode).toBe(200);
     const refused = await embed(KEYS.alice, 'text-embedding-v3', 'second v3');
@@ -134,7 +144,8 @@ describe('GET /metrics after real traffic', () => {
     // Requests by route pattern and status.
     const req = (route: string, code: number, method = 'POST') =>
       value(samples, 'dsgw_http_requests_total', { method, route, status: String(code) });
-    expect(req('/v1/embeddings', 200)).toBe(4); // 3 v4 + 1 v3
+    expect(req('/v1/embeddings', 200)).toBe(5); // 3 v4 + 1 v3 + 1 multimodal
+    expect(req('/v1/embeddings', 502)).toBe(1);
     expect(req('/v1/embeddings', 400)).toBe(1);
     expect(req('/v1/embeddings', 401)).toBe(1);
     expect(req('/v1/embeddings', 429)).toBe(2); // upstream 429 + budget refusal
@@ -142,7 +153,7 @@ describe('GET /metrics after real traffic', () => {
     expect(req('/v1/chat/completions', 200)).toBe(1);
     expect(
       value(samples, 'dsgw_http_request_duration_seconds_count', { method: 'POST', route: '/v1/embeddings' }),
-    ).toBe(8);
+    ).toBe(10);
 
     // Upstream attempts by model and status; the refused v3 call and the 400 never went out.
     const up = (model: string, code: number | string) =>
@@ -151,7 +162,14 @@ describe('GET /metrics after real traffic', () => {
     expect(up('text-embedding-v2', 429)).toBe(1);
     expect(up('text-embedding-v3', 200)).toBe(1);
     expect(up('qwen-vl-max-latest', 200)).toBe(1);
-    expect(sum(samples, 'dsgw_upstream_requests_total')).toBe(7);
+    expect(up('multimodal-embedding-v1', 200)).toBe(1);
+    const v1 = samples.filter(
+      (x) => x.name === 'dsgw_upstream_requests_total' && x.labels.model === 'text-embedding-v1',
+    );
+    expect(v1.reduce((a, x) => a + x.value, 0)).toBe(3);
+    for (const x of v1)
+      expect(x.labels.status).toMatch(/^(ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/);
+    expect(sum(samples, 'dsgw_upstream_requests_total')).toBe(11);
     expect(
       value(samples, 'dsgw_upstream_request_duration_seconds_count', { model: 'text-embedding-v4' }),
     ).toBe(4);
@@ -162,12 +180,14 @@ describe('GET /metrics after real traffic', () => {
     expect(tok('text-embedding-v4', 'bob')).toBe(usage.bob);
     expect(tok('qwen-vl-max-latest', 'bob')).toBe(chatTokens);
     expect(tok('text-embedding-v3', 'alice')).toBeGreaterThan(0);
+    expect(tok('multimodal-embedding-v1', 'alice')).toBe(mmTokens);
+    expect(tok('text-embedding-v1', 'alice')).toBe(0); // failed: nothing billed
     expect(tok('text-embedding-v2', 'bob')).toBe(0); // refused upstream: nothing billed
 
     // The budget: one refusal per reason, every attempt that went out was admitted (and waited no time).
     expect(value(samples, 'dsgw_budget_refusals_total', { reason: 'late' })).toBe(1);
     expect(value(samples, 'dsgw_budget_refusals_total', { reason: 'upstream_429' })).toBe(1);
-    expect(value(samples, 'dsgw_budget_wait_seconds_count')).toBe(7);
+    expect(value(samples, 'dsgw_budget_wait_seconds_count')).toBe(11);
     expect(value(samples, 'dsgw_budget_queued_calls')).toBe(0);
 
     // The cache counter exists before the cache does; recordCache is what the x-cache-* hook calls.
