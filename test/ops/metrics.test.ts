@@ -5,6 +5,7 @@
  * model and status, tokens per caller equal to the usage the replies reported, refusals by reason).
  */
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import { auth, KEYS, startStack, useStack } from '../helpers.js';
 
 const TEXT_PATH = '/api/v1/services/embeddings/text-embedding/text-embedding';
@@ -167,8 +168,7 @@ describe('GET /metrics after real traffic', () => {
       (x) => x.name === 'dsgw_upstream_requests_total' && x.labels.model === 'text-embedding-v1',
     );
     expect(v1.reduce((a, x) => a + x.value, 0)).toBe(3);
-    for (const x of v1)
-      expect(x.labels.status).toMatch(/^(ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/);
+    for (const x of v1) expect(x.labels.status).toMatch(/^(ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/);
     expect(sum(samples, 'dsgw_upstream_requests_total')).toBe(11);
     expect(
       value(samples, 'dsgw_upstream_request_duration_seconds_count', { model: 'text-embedding-v4' }),
@@ -245,5 +245,24 @@ describe('METRICS_PORT unset', () => {
     expect((await fetch(url)).status).toBe(200);
     await stack.close();
     await expect(fetch(url)).rejects.toThrow();
+  });
+});
+
+describe('METRICS_* settings', () => {
+  const base = { DASHSCOPE_API_KEY: 'sk-upstream-0123456789', GATEWAY_ALLOW_ANONYMOUS: 'true' };
+
+  it('is off by default and binds to loopback unless told otherwise', () => {
+    expect(loadConfig(base).metrics).toEqual({ port: undefined, host: '127.0.0.1' });
+    expect(loadConfig({ ...base, METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }).metrics).toEqual({
+      port: 9464,
+      host: '0.0.0.0',
+    });
+  });
+
+  it('refuses the API port and out-of-range ports', () => {
+    expect(() => loadConfig({ ...base, PORT: '9464', METRICS_PORT: '9464' })).toThrow(
+      /METRICS_PORT must differ from PORT \(9464\)/,
+    );
+    expect(() => loadConfig({ ...base, METRICS_PORT: '70000' })).toThrow(/METRICS_PORT/);
   });
 });
