@@ -1,7 +1,7 @@
 /**
  * The gateway's services, built once per app and shared by every route through `app.gw`: the model table, Redis
- * (when configured), the metrics registry, the upstream budget, the DashScope client and the task-owner store. Closed in reverse order
- * when the app closes.
+ * (when configured), the metrics registry, the upstream budget, the DashScope client and the task-owner store.
+ * Closed in reverse order when the app closes.
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';

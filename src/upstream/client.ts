@@ -2,9 +2,9 @@
  * The one way the gateway talks to DashScope (the DashScope seam): one keep-alive undici Pool to the upstream origin.
  * Every call gets the upstream key, the workspace header (the caller's own workspace, else DASHSCOPE_WORKSPACE) and
  * the request id injected here, so no route can forget them and no caller header (Authorization, a workspace of the
- * caller's choosing) can leak through. Replies that are not what
- * the call expects are mapped to the caller-facing error here too (./errors.ts), so the key never leaves this module:
- * routes get either a usable reply or a GatewayError. Paths live in ./paths.ts.
+ * caller's choosing) can leak through. Replies that are not what the call expects are mapped to the caller-facing
+ * error here too (./errors.ts), so the key never leaves this module: routes get either a usable reply or a
+ * GatewayError. Paths live in ./paths.ts.
  * Transport failures map through TRANSPORT_FAILURES; upstream HTTP statuses through ./errors.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
