@@ -55,7 +55,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
     const id = taskIdParam(request);
     await requireOwned(request, id);
     const ctx = callContext(request, reply);
-    const res = await upstream.call({
+    const res = await ctx.upstream.call({
       method: 'GET',
       path: taskPath(id),
       requestId: ctx.requestId,
@@ -72,7 +72,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
     const ctx = callContext(request, reply);
     // Not retried: if a first cancel went through but its reply was lost, a retry would report a
     // misleading "not PENDING any more" error.
-    const res = await upstream.call({
+    const res = await ctx.upstream.call({
       method: 'POST',
       path: taskCancelPath(id),
       requestId: ctx.requestId,
@@ -89,7 +89,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
     if (query.length > 2048) throw invalidInput('query', 'is longer than 2048 characters');
     checkListQuery(new URLSearchParams(query));
     const ctx = callContext(request, reply);
-    const { res, data: list } = await upstream.json(
+    const { res, data: list } = await ctx.upstream.json(
       {
         method: 'GET',
         path: taskListPath(query),

@@ -103,7 +103,7 @@ export async function submitTextEmbeddingTask(
   const ctx = callContext(request, reply);
   // No caller abort signal: once sent, the task may exist upstream, and recording its owner lets the caller
   // still find it in the task list after a dropped connection.
-  const { res, data } = await upstream.json(
+  const { res, data } = await ctx.upstream.json(
     {
       method: 'POST',
       path: TEXT_EMBEDDING_PATH,
