@@ -110,6 +110,8 @@ const EnvSchema = z.object({
   TOKENIZER_WORKERS: int(1, 32).default(1),
   TOKENIZER_MAX_BYTES_PER_REQUEST: int(64 * 1024, 64 * 1024 * 1024).default(1024 * 1024),
   TOKENIZER_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  // Signs task handles (src/tasks/handles.ts); derived from the DashScope key when unset. Never logged.
+  TASK_HANDLE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -143,6 +145,8 @@ export interface Config {
   callerLimits: Map<string, CallerLimit>;
   /** Exact token counts in worker threads (src/tokens/). */
   tokenizer: { workers: number; maxBytesPerRequest: number; timeoutMs: number };
+  /** Overrides the task-handle secret derived from the upstream key (src/tasks/handles.ts). */
+  taskHandleSecret: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -258,5 +262,6 @@ export function loadConfig(
       maxBytesPerRequest: e.TOKENIZER_MAX_BYTES_PER_REQUEST,
       timeoutMs: e.TOKENIZER_TIMEOUT_MS,
     },
+    taskHandleSecret: e.TASK_HANDLE_SECRET,
   };
 }

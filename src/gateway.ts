@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { ModelTable } from './models/index.js';
 import type { UpstreamBudget } from './ratelimit/budget.js';
-import type { TaskOwnerStore } from './tasks/index.js';
+import type { TaskHandles, TaskOwnerStore } from './tasks/index.js';
 import type { TokenChecker } from './tokens/index.js';
 import type { Upstream, UpstreamTrace } from './upstream/client.js';
 
@@ -35,6 +35,8 @@ export interface Gateway {
   budget: UpstreamBudget;
   /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
   tasks: TaskOwnerStore;
+  /** Signs and verifies the task handles callers get in place of DashScope's task ids. */
+  taskHandles: TaskHandles;
   /** Token-limit checks; exact counts run in worker threads, started on first need and ended on app close. */
   tokens: TokenChecker;
 }

@@ -10,7 +10,7 @@ import type { Gateway } from '../gateway.js';
 import { buildModelTable } from '../models/index.js';
 import { UpstreamBudget } from '../ratelimit/budget.js';
 import { createRedis } from '../redis.js';
-import { createTaskOwnerStore } from '../tasks/index.js';
+import { createTaskOwnerStore, TaskHandles } from '../tasks/index.js';
 import { createTokenChecker } from '../tokens/index.js';
 import { Upstream } from '../upstream/client.js';
 
@@ -29,6 +29,7 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
     redis,
     budget,
     tasks: createTaskOwnerStore(redis),
+    taskHandles: new TaskHandles(config.upstream.apiKey, config.taskHandleSecret),
     tokens,
   };
   app.decorate('gw', gw);

@@ -5,7 +5,13 @@
  * Redis down: a write keeps the local copy and reports `shared: false` (the task already exists upstream, so
  * its id must still reach the caller; only this replica will recognise it, and the route logs a warning);
  * a read that misses locally fails with TaskStoreUnavailable (503) rather than guessing.
+ *
+ * Redis restarted empty (or flushed): polls and cancels do not need the store (signed handles, ./handles.ts), but
+ * the task list does. Each replica keeps a marker key of its own in Redis; when the marker is gone (checked on
+ * every reconnect and periodically) the replica writes the owners it holds locally back to Redis. Best effort:
+ * owners known only to a replica that restarted too are lost (its callers can still poll their handles).
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { MemoryTaskOwnerStore } from './memory-store.js';
 import {
@@ -17,6 +23,8 @@ import {
 } from './owner-store.js';
 
 export const OWNER_KEY_PREFIX = 'dsgw:task-owner:';
+/** Owners written back per round trip. */
+const WRITE_BACK_BATCH = 500;
 
 /**
  * Resolves once the client's first connection attempt has settled (ready, or failed), or after `ms`.
@@ -48,13 +56,21 @@ export interface RedisStoreOptions {
   local?: MemoryTaskOwnerStore;
   /** How long the first command may wait for the initial connection. */
   firstConnectMs?: number;
+  /** How often to check that Redis still has this replica's marker (besides on every reconnect). */
+  markerCheckMs?: number;
 }
+
+/** The marker outlives many checks but not a dead replica for long. */
+const MARKER_TTL_SEC = 3600;
 
 export class RedisTaskOwnerStore implements TaskOwnerStore {
   private readonly ttlSec: number;
   private readonly prefix: string;
   private readonly local: MemoryTaskOwnerStore;
   private readonly connected: Promise<void>;
+  /** Task ids cannot contain ':', so this key never collides with an owner record. */
+  private readonly marker: string;
+  private checking: Promise<void> | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -64,6 +80,54 @@ export class RedisTaskOwnerStore implements TaskOwnerStore {
     this.prefix = opts.prefix ?? OWNER_KEY_PREFIX;
     this.local = opts.local ?? new MemoryTaskOwnerStore({ ttlSec: this.ttlSec });
     this.connected = firstConnection(redis, opts.firstConnectMs ?? 2_000);
+    this.marker = `${this.prefix}replica-marker:${randomUUID()}`;
+    const check = (): void => void this.checkMarker();
+    // 'ready' follows every (re)connection: a Redis that restarted empty is noticed at once.
+    redis.on('ready', check);
+    const timer = setInterval(check, opts.markerCheckMs ?? 30_000);
+    timer.unref();
+    redis.once('end', () => {
+      clearInterval(timer);
+      redis.off('ready', check);
+    });
+    void this.connected.then(check);
+  }
+
+  /**
+   * Write this replica's owners back when Redis no longer has its marker (a new or emptied Redis), then set the
+   * marker. One check at a time; a failure leaves the marker unset, so the next check tries again.
+   */
+  checkMarker(): Promise<void> {
+    if (this.checking) return this.checking;
+    this.checking = (async () => {
+      try {
+        if (this.redis.status !== 'ready') return;
+        // XX: refresh the marker only if it is still there; null means Redis lost it.
+        const present = await this.redis.set(this.marker, '1', 'EX', MARKER_TTL_SEC, 'XX');
+        if (present === 'OK') return;
+        await this.writeBack();
+        await this.redis.set(this.marker, '1', 'EX', MARKER_TTL_SEC);
+      } catch {
+        // Redis went away again: the next 'ready' or tick retries.
+      } finally {
+        this.checking = undefined;
+      }
+    })();
+    return this.checking;
+  }
+
+  /** NX: an owner already in Redis (written by another replica, identical by construction) keeps its TTL. */
+  private async writeBack(): Promise<void> {
+    const entries = this.local.live();
+    for (let i = 0; i < entries.length; i += WRITE_BACK_BATCH) {
+      const batch = this.redis.pipeline();
+      for (const e of entries.slice(i, i + WRITE_BACK_BATCH)) {
+        batch.set(this.prefix + e.taskId, e.owner, 'PX', Math.max(1, Math.ceil(e.ttlMs)), 'NX');
+      }
+      const results = await batch.exec();
+      const failed = results?.find(([err]) => err !== null);
+      if (!results || failed) throw failed?.[0] ?? new Error('write-back pipeline was not run');
+    }
   }
 
   async record(taskId: string, owner: Owner): Promise<RecordResult> {
