@@ -71,6 +71,10 @@ export class RedisTaskOwnerStore implements TaskOwnerStore {
   /** Task ids cannot contain ':', so this key never collides with an owner record. */
   private readonly marker: string;
   private checking: Promise<void> | undefined;
+  /** A check was asked for while one ran (a reconnect, say): run another when it ends. */
+  private checkAgain = false;
+  /** Counts connections: a marker is set only on the connection the write-back went over. */
+  private connection = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -83,12 +87,16 @@ export class RedisTaskOwnerStore implements TaskOwnerStore {
     this.marker = `${this.prefix}replica-marker:${randomUUID()}`;
     const check = (): void => void this.checkMarker();
     // 'ready' follows every (re)connection: a Redis that restarted empty is noticed at once.
-    redis.on('ready', check);
+    const ready = (): void => {
+      this.connection++;
+      check();
+    };
+    redis.on('ready', ready);
     const timer = setInterval(check, opts.markerCheckMs ?? 30_000);
     timer.unref();
     redis.once('end', () => {
       clearInterval(timer);
-      redis.off('ready', check);
+      redis.off('ready', ready);
     });
     void this.connected.then(check);
   }
@@ -98,21 +106,33 @@ export class RedisTaskOwnerStore implements TaskOwnerStore {
    * marker. One check at a time; a failure leaves the marker unset, so the next check tries again.
    */
   checkMarker(): Promise<void> {
-    if (this.checking) return this.checking;
-    this.checking = (async () => {
-      try {
-        if (this.redis.status !== 'ready') return;
-        // XX: refresh the marker only if it is still there; null means Redis lost it.
-        const present = await this.redis.set(this.marker, '1', 'EX', MARKER_TTL_SEC, 'XX');
-        if (present === 'OK') return;
-        await this.writeBack();
-        await this.redis.set(this.marker, '1', 'EX', MARKER_TTL_SEC);
-      } catch {
+    if (this.checking) {
+      this.checkAgain = true;
+      return this.checking;
+    }
+    if (this.redis.status !== 'ready') return Promise.resolve();
+    const run = async (): Promise<void> => {
+      const connection = this.connection;
+      // XX: refresh the marker only if it is still there; null means Redis lost it.
+      const present = await this.redis.set(this.marker, '1', 'EX', MARKER_TTL_SEC, 'XX');
+      if (present === 'OK') return;
+      await this.writeBack();
+      // Reconnected meanwhile (perhaps to a Redis restarted empty): setting the marker there would hide the loss.
+      if (connection !== this.connection) throw new Error('Redis reconnected during the write-back');
+      await this.redis.set(this.marker, '1', 'EX', MARKER_TTL_SEC);
+    };
+    // Cleared in a later tick than this assignment, so a check that settles at once cannot leave it set.
+    this.checking = run()
+      .catch(() => {
         // Redis went away again: the next 'ready' or tick retries.
-      } finally {
+      })
+      .finally(() => {
         this.checking = undefined;
-      }
-    })();
+        if (this.checkAgain) {
+          this.checkAgain = false;
+          void this.checkMarker();
+        }
+      });
     return this.checking;
   }
 

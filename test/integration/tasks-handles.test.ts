@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { OWNER_KEY_PREFIX, OWNER_TTL_SEC, TaskHandles } from '../../src/tasks/index.js';
+import { OWNER_KEY_PREFIX, OWNER_TTL_SEC, RedisTaskOwnerStore, TaskHandles } from '../../src/tasks/index.js';
 import { auth, KEYS, type Stack, startStack, UPSTREAM_KEY, upstreamCalls } from '../helpers.js';
 import { freePort, hasRedisServer, OwnRedis, requireRedis } from '../ratelimit/support.js';
 
@@ -196,6 +196,26 @@ describe.skipIf(!haveRedis)('signed task handles', () => {
       expect(bob.data.map((t) => t.task_id)).toEqual([bobs]);
       // Each handle in the list works as given.
       expect((await poll(s, ids[0]!, KEYS.alice)).statusCode).toBe(200);
+    }
+  });
+
+  it('writes owners back when its marker vanishes without a reconnect (a flushed Redis), on the periodic check', async () => {
+    const client = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    try {
+      const store = new RedisTaskOwnerStore(client, { prefix: 'test:write-back:', markerCheckMs: 200 });
+      expect(await store.record('task-1', 'carol')).toEqual({ shared: true });
+      // The first check (on connecting) sets the marker; flush only after it, so the flush is what removes it.
+      const setUp = Date.now() + 5_000;
+      while (Date.now() < setUp && (await client.keys('test:write-back:replica-marker:*')).length === 0)
+        await sleep(20);
+      expect(await client.keys('test:write-back:replica-marker:*')).toHaveLength(1);
+      await client.flushall();
+      expect(await client.get('test:write-back:task-1')).toBeNull();
+      const until = Date.now() + 5_000;
+      while (Date.now() < until && (await client.get('test:write-back:task-1')) === null) await sleep(50);
+      expect(await client.get('test:write-back:task-1')).toBe('carol');
+    } finally {
+      client.disconnect();
     }
   });
 });
