@@ -136,6 +136,8 @@ const EnvSchema = z.object({
   // Graceful stop (src/server.ts): how long /readyz says "closing" while still serving, and the hard limit.
   SHUTDOWN_DRAIN_DELAY_MS: int(0, 600_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: int(1_000, 3_600_000).default(25_000),
+  // Signs task handles (src/tasks/handles.ts); derived from the DashScope key when unset. Never logged.
+  TASK_HANDLE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -176,6 +178,8 @@ export interface Config {
   tokenizer: { workers: number; maxBytesPerRequest: number; timeoutMs: number };
   /** After SIGTERM/SIGINT: serve on (readiness 503) for drainDelayMs, cut what is left at timeoutMs. */
   shutdown: { drainDelayMs: number; timeoutMs: number };
+  /** Overrides the task-handle secret derived from the upstream key (src/tasks/handles.ts). */
+  taskHandleSecret: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -301,5 +305,6 @@ export function loadConfig(
       timeoutMs: e.TOKENIZER_TIMEOUT_MS,
     },
     shutdown: { drainDelayMs: e.SHUTDOWN_DRAIN_DELAY_MS, timeoutMs: e.SHUTDOWN_TIMEOUT_MS },
+    taskHandleSecret: e.TASK_HANDLE_SECRET,
   };
 }

@@ -8,7 +8,7 @@ import type { Config } from './config.js';
 import type { GatewayMetrics } from './metrics/index.js';
 import type { ModelTable } from './models/index.js';
 import type { UpstreamBudget } from './ratelimit/budget.js';
-import type { TaskOwnerStore } from './tasks/index.js';
+import type { TaskHandles, TaskOwnerStore } from './tasks/index.js';
 import type { TokenChecker } from './tokens/index.js';
 import type { Upstream, UpstreamTrace } from './upstream/client.js';
 
@@ -40,6 +40,8 @@ export interface Gateway {
   budget: UpstreamBudget;
   /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
   tasks: TaskOwnerStore;
+  /** Signs and verifies the task handles callers get in place of DashScope's task ids. */
+  taskHandles: TaskHandles;
   /** Token-limit checks; exact counts run in worker threads, started on first need and ended on app close. */
   tokens: TokenChecker;
   /** Prometheus metrics of this app instance (its own registry); served on METRICS_PORT when set. */

@@ -11,7 +11,7 @@ import { GatewayMetrics } from '../metrics/index.js';
 import { buildModelTable } from '../models/index.js';
 import { UpstreamBudget } from '../ratelimit/budget.js';
 import { createRedis } from '../redis.js';
-import { createTaskOwnerStore } from '../tasks/index.js';
+import { createTaskOwnerStore, TaskHandles } from '../tasks/index.js';
 import { createTokenChecker } from '../tokens/index.js';
 import { Upstream } from '../upstream/client.js';
 
@@ -33,6 +33,7 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
     redis,
     budget,
     tasks: createTaskOwnerStore(redis),
+    taskHandles: new TaskHandles(config.upstream.apiKey, config.taskHandleSecret),
     tokens,
     metrics,
   };
