@@ -763,6 +763,27 @@ describe("openapi.yaml: rate-limit headers and the gateway's own 429", () => {
   ]);
 });
 
+/** Redis unreachable (nothing listens on port 1): readiness says so, task ownership cannot be checked (503). */
+describe('openapi.yaml: while Redis is unreachable', () => {
+  const s = useStack({ env: { REDIS_URL: 'redis://127.0.0.1:1' } });
+  const unknown = '/api/v1/tasks/00000000-0000-4000-8000-000000000001';
+  runCases(s, [
+    { name: 'GET /readyz (degraded)', status: 200, request: { method: 'GET', url: '/readyz' } },
+    {
+      name: 'GET task only Redis could know',
+      status: 503,
+      request: { method: 'GET', url: unknown, headers: auth() },
+      headers: ['retry-after'],
+    },
+    {
+      name: 'cancel task only Redis could know',
+      status: 503,
+      request: { method: 'POST', url: `${unknown}/cancel`, headers: auth() },
+      headers: ['retry-after'],
+    },
+  ]);
+});
+
 describe('openapi.yaml describes the real responses of every route', () => {
   const s = useStack({ env: { BODY_LIMIT_BYTES: String(BODY_LIMIT), RATE_LIMIT_RPM: '0' } });
   beforeEach(() => resetConversation(s.emu.instance));
