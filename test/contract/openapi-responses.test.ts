@@ -33,7 +33,8 @@ const GENERATION = '/api/v1/services/aigc/multimodal-generation/generation';
  */
 const NOT_PRODUCIBLE: Record<string, string> = {
   '500': 'a gateway bug by definition (INTERNAL); nothing a caller or the emulator sends provokes it',
-  'readyz 503': 'only while the app is closing; inject() is refused once close() has started',
+  'readyz 503':
+    'only during shutdown, once the upstream pool is closed: no request provokes it (an inject() just after close() starts still answers 200)',
 };
 
 // ----------------------------------------------------------------------------------------------------------------
