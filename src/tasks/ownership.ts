@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { GatewayError, invalidInput } from '../errors.js';
 import type { Upstream, UpstreamResponse } from '../upstream/client.js';
+import { badUpstreamReply } from '../upstream/errors.js';
 import { TaskStoreUnavailable } from './owner-store.js';
 
 /**
@@ -80,8 +81,9 @@ export function sendTaskReply(
   let parsed: unknown;
   try {
     parsed = JSON.parse(res.body.toString('utf8'));
-  } catch {
-    parsed = undefined;
+  } catch (err) {
+    // A 200 the caller's SDK could not read is a bad gateway, not something to hand on.
+    throw badUpstreamReply('a task reply that is not JSON', res.requestId, err);
   }
   const task = TaskReply.safeParse(parsed);
   if (task.success) {
