@@ -16,6 +16,13 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config.js';
 import type { CallContext } from './embeddings/text-pipeline.js';
 import { type Dialect, dialectFor, GatewayError, renderError } from './errors.js';
+import {
+  closeUnreadBodies,
+  connectionOptions,
+  frameworkErrorHandler,
+  wasTimedOut,
+} from './http/connections.js';
+import { registerJsonBody } from './http/json-body.js';
 import { buildModelTable, type ModelTable } from './models/index.js';
 import { type Caller, KeyRing } from './plugins/auth.js';
 import { callerLimits } from './plugins/caller-limits.js';
@@ -170,8 +177,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     // Fastify's own request/response lines are replaced by our one access-log line (onResponse below).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
-    // Behind a load balancer: keep-alive longer than typical LB idle timeouts so the LB closes first.
-    keepAliveTimeout: 65_000,
+    // Request, header and idle timeouts; keep-alive longer than typical LB idle timeouts so the LB closes first.
+    ...connectionOptions(config.http),
+    frameworkErrors: frameworkErrorHandler,
     return503OnClosing: true,
   });
 
@@ -191,6 +199,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   });
   // Only JSON bodies: without this Fastify would parse text/plain and the caller would get a misleading 400.
   app.removeContentTypeParser('text/plain');
+  registerJsonBody(app, { maxDepth: config.http.jsonMaxDepth });
+  closeUnreadBodies(app);
   app.decorateRequest('ctx', null as unknown as RequestContext);
   app.decorateRequest('caller', undefined);
   app.addHook('onClose', async () => {
@@ -213,7 +223,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         method: request.method,
         url: request.url.split('?')[0],
         route: request.routeOptions.url,
-        status: reply.statusCode,
+        // A request the caller abandoned is 499 (nginx's code), one Node cut for its timeout 408, whatever
+        // status the unfinished reply had been given.
+        status: aborted ? (wasTimedOut(request.raw.socket) ? 408 : 499) : reply.statusCode,
         caller: ctx?.caller,
         model: ctx?.model,
         inputs: ctx?.inputs,

@@ -81,6 +81,11 @@ const EnvSchema = z.object({
   GATEWAY_API_KEYS: gatewayKeys.default([]),
   GATEWAY_ALLOW_ANONYMOUS: bool.default(false),
   BODY_LIMIT_BYTES: int(1024, 512 * 1024 * 1024).default(32 * 1024 * 1024),
+  // Incoming connections (src/http/): what one caller can hold, however slowly it sends.
+  JSON_MAX_DEPTH: int(8, 512).default(64),
+  REQUEST_BODY_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  REQUEST_HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  CONNECTION_IDLE_TIMEOUT_MS: int(0, 3_600_000).default(300_000),
   UPSTREAM_CONNECT_TIMEOUT_MS: int(1, 600_000).default(5_000),
   UPSTREAM_HEADERS_TIMEOUT_MS: int(1, 600_000).default(60_000),
   UPSTREAM_BODY_TIMEOUT_MS: int(1, 600_000).default(60_000),
@@ -127,6 +132,8 @@ export interface Config {
   gatewayKeys: { name: string; key: string }[];
   allowAnonymous: boolean;
   bodyLimit: number;
+  /** Limits on incoming connections and bodies (src/http/). */
+  http: HttpLimits;
   rowLimits: Map<string, number>;
   maxInputsPerRequest: number;
   /** Shared state between replicas (upstream budget, task owners); in-memory state when absent. */
@@ -135,6 +142,21 @@ export interface Config {
   upstreamBudget: UpstreamBudgetSettings;
   /** Per gateway key name (or `*`): incoming requests allowed per window. */
   callerLimits: Map<string, CallerLimit>;
+}
+
+/** The gateway's keep-alive timeout: longer than typical load-balancer idle timeouts (60 s) so the LB closes first. */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
+export interface HttpLimits {
+  /** Deepest nesting of objects and arrays in a JSON body (JSON_MAX_DEPTH). */
+  jsonMaxDepth: number;
+  /** The whole request, headers and body, must arrive within this (REQUEST_BODY_TIMEOUT_MS); else 408 and close. */
+  requestTimeoutMs: number;
+  /** The request headers must arrive within this (REQUEST_HEADERS_TIMEOUT_MS), at most requestTimeoutMs. */
+  headersTimeoutMs: number;
+  /** A socket with no traffic either way for this long is closed (CONNECTION_IDLE_TIMEOUT_MS); 0: never. */
+  idleTimeoutMs: number;
+  keepAliveTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -195,6 +217,16 @@ export function loadConfig(
         );
       }
     }
+    if (e.REQUEST_HEADERS_TIMEOUT_MS > e.REQUEST_BODY_TIMEOUT_MS) {
+      problems.push('REQUEST_HEADERS_TIMEOUT_MS must not be larger than REQUEST_BODY_TIMEOUT_MS');
+    }
+    // The idle timeout also runs while a request waits for DashScope and between keep-alive requests: shorter than
+    // the keep-alive timeout, it would cut connections a load balancer still counts as open.
+    if (e.CONNECTION_IDLE_TIMEOUT_MS !== 0 && e.CONNECTION_IDLE_TIMEOUT_MS <= KEEP_ALIVE_TIMEOUT_MS) {
+      problems.push(
+        `CONNECTION_IDLE_TIMEOUT_MS must be 0 (off) or longer than the keep-alive timeout (${KEEP_ALIVE_TIMEOUT_MS} ms)`,
+      );
+    }
     if (e.RATE_LIMIT_MARGIN_MS >= e.RATE_LIMIT_WINDOW_MS) {
       problems.push('RATE_LIMIT_MARGIN_MS must be smaller than RATE_LIMIT_WINDOW_MS');
     }
@@ -231,6 +263,13 @@ export function loadConfig(
     gatewayKeys: e.GATEWAY_API_KEYS,
     allowAnonymous: e.GATEWAY_ALLOW_ANONYMOUS,
     bodyLimit: e.BODY_LIMIT_BYTES,
+    http: {
+      jsonMaxDepth: e.JSON_MAX_DEPTH,
+      requestTimeoutMs: e.REQUEST_BODY_TIMEOUT_MS,
+      headersTimeoutMs: e.REQUEST_HEADERS_TIMEOUT_MS,
+      idleTimeoutMs: e.CONNECTION_IDLE_TIMEOUT_MS,
+      keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+    },
     rowLimits: e.MODEL_ROW_LIMITS,
     maxInputsPerRequest: e.MAX_INPUTS_PER_REQUEST,
     redisUrl: e.REDIS_URL,

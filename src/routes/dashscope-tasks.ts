@@ -14,6 +14,8 @@ import { z } from 'zod';
 import { callContext } from '../app.js';
 import { TEXT_EMBEDDING_PATH } from '../embeddings/text-pipeline.js';
 import { GatewayError, invalidInput } from '../errors.js';
+import { TASK_ID_RULE } from '../http/connections.js';
+import { scrubSecret } from '../http/scrub.js';
 import { classifyMedia } from '../media/url-policy.js';
 import { TaskStoreUnavailable } from '../tasks/index.js';
 import type { UpstreamResponse } from '../upstream/client.js';
@@ -22,7 +24,8 @@ import { parseBody } from '../validation.js';
 
 /**
  * DashScope task ids are UUIDs; this is looser, but keeps anything path-like or odd away from the upstream URL.
- * 100 is also Fastify's default maxParamLength (longer ids get its 414 before reaching the handler).
+ * 100 is also Fastify's default maxParamLength: a longer id is refused before routing, with the same 400
+ * (src/http/connections.ts, frameworkErrorHandler).
  */
 export const TASK_ID = /^[A-Za-z0-9-]{1,100}$/;
 
@@ -70,6 +73,9 @@ const SubmitReply = z.looseObject({
 
 const ListReply = z.looseObject({
   data: z.array(z.looseObject({ task_id: z.string() })).nullish(),
+  page_no: z.number().int().nullish(),
+  page_size: z.number().int().nullish(),
+  total_page: z.number().int().nullish(),
 });
 
 function asyncModelNames(request: FastifyRequest): string {
@@ -93,9 +99,9 @@ function badUpstream(what: string, res: UpstreamResponse): GatewayError {
   return new GatewayError('UPSTREAM_BAD_RESPONSE', `DashScope sent ${what}${ref}`);
 }
 
-function sendUpstream(reply: FastifyReply, res: UpstreamResponse): FastifyReply {
+function sendUpstream(reply: FastifyReply, res: UpstreamResponse, secret: string): FastifyReply {
   if (res.requestId) reply.header('x-dashscope-request-id', res.requestId);
-  return reply.code(res.status).type('application/json').send(res.body);
+  return reply.code(res.status).type('application/json').send(scrubSecret(res.body, secret));
 }
 
 /**
@@ -170,7 +176,7 @@ export async function submitTextEmbeddingTask(
       'task owner could not be written to Redis: only this replica will recognise the task',
     );
   }
-  return sendUpstream(reply, res);
+  return sendUpstream(reply, res, config.upstream.apiKey);
 }
 
 /** Task states DashScope reports (contract §3.4); `status=` filters on them. */
@@ -213,7 +219,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
   const taskIdParam = (request: FastifyRequest): string => {
     const id = (request.params as { id?: unknown }).id;
     if (typeof id !== 'string' || !TASK_ID.test(id)) {
-      throw invalidInput('task_id', 'must be 1 to 100 characters of A-Z, a-z, 0-9 and "-"');
+      throw invalidInput('task_id', TASK_ID_RULE);
     }
     return id;
   };
@@ -254,7 +260,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
       idempotent: true,
     });
     if (res.status < 200 || res.status >= 300) throw upstreamFailure(res, config.upstream.apiKey);
-    return sendUpstream(reply, res);
+    return sendUpstream(reply, res, config.upstream.apiKey);
   });
 
   app.post('/api/v1/tasks/:id/cancel', async (request, reply) => {
@@ -272,7 +278,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
       idempotent: false,
     });
     if (res.status < 200 || res.status >= 300) throw upstreamFailure(res, config.upstream.apiKey);
-    return sendUpstream(reply, res);
+    return sendUpstream(reply, res, config.upstream.apiKey);
   });
 
   app.get('/api/v1/tasks', async (request, reply) => {
@@ -297,8 +303,20 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
     const mine = data.filter((_, i) => owners[i] !== undefined && owners[i] === request.caller?.name);
     // `total` becomes the caller's count on this page: DashScope pages over the whole account, and the
     // gateway cannot count the caller's tasks on pages it has not fetched (README "Async batch embedding").
-    const out = { ...parsed.data, data: mine, total: mine.length };
+    // DashScope's total and total_page would tell every caller how many tasks the whole account holds, so
+    // total_page only says whether there is a next page to walk: page_no + 1 while there is, page_no on the last.
+    const pageNo = parsed.data.page_no ?? 1;
+    const upstreamPages = parsed.data.total_page ?? pageNo;
+    const out = {
+      ...parsed.data,
+      data: mine,
+      total: mine.length,
+      total_page: upstreamPages > pageNo ? pageNo + 1 : pageNo,
+    };
     if (res.requestId) reply.header('x-dashscope-request-id', res.requestId);
-    return reply.code(200).type('application/json').send(JSON.stringify(out));
+    return reply
+      .code(200)
+      .type('application/json')
+      .send(scrubSecret(Buffer.from(JSON.stringify(out)), config.upstream.apiKey));
   });
 }

@@ -5,6 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { callContext } from '../app.js';
 import { type Dialect, GatewayError } from '../errors.js';
+import { scrubSecret } from '../http/scrub.js';
 import type { UpstreamResponse } from '../upstream/client.js';
 import { upstreamFailure } from '../upstream/errors.js';
 import { relayUpstreamStream } from './sse-relay.js';
@@ -63,5 +64,5 @@ export async function forwardConversation(
   const res = await ctx.upstream.call(base);
   if (res.status < 200 || res.status >= 300) throw upstreamFailure(res, ctx.secret);
   if (res.requestId) reply.header('x-dashscope-request-id', res.requestId);
-  return reply.code(res.status).type(checkJsonBody(res)).send(res.body);
+  return reply.code(res.status).type(checkJsonBody(res)).send(scrubSecret(res.body, ctx.secret));
 }
