@@ -16,6 +16,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config.js';
 import type { CallContext } from './embeddings/text-pipeline.js';
 import { type Dialect, dialectFor, GatewayError, renderError } from './errors.js';
+import { boundedError } from './http/bounded-error.js';
 import {
   closeUnreadBodies,
   connectionOptions,
@@ -263,7 +264,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   });
 
   app.setErrorHandler((err: FastifyError | Error, request, reply) => {
-    const gwErr = toGatewayError(err, config.bodyLimit, request.raw.destroyed || reply.raw.destroyed);
+    const gwErr = boundedError(
+      toGatewayError(err, config.bodyLimit, request.raw.destroyed || reply.raw.destroyed),
+    );
     const dialect: Dialect = dialectFor(request.url);
     const rendered = renderError(gwErr, dialect, request.id);
     request.ctx ??= {

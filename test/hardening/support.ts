@@ -8,7 +8,8 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, request } from 'undici';
+import { Worker } from 'node:worker_threads';
+import { request } from 'undici';
 import { freePort } from '../ratelimit/support.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
@@ -94,56 +95,86 @@ export async function startGateway(
 
 /**
  * GET /healthz every `everyMs` on one keep-alive connection of its own, recording how long each answer took.
- * Probes do not overlap: a slow one delays the next, and its own time is what is recorded.
+ * The prober runs in a worker thread, so what it records is the gateway's delay, not this test process's (which
+ * also runs the emulator and reads the gateway's log). Probes do not overlap: a slow one delays the next.
  */
+const PROBER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const http = require('node:http');
+const { performance } = require('node:perf_hooks');
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+let timings = [];
+let failures = [];
+let running = true;
+parentPort.on('message', (m) => {
+  if (m === 'take') {
+    parentPort.postMessage({ timings, failures });
+    timings = [];
+    failures = [];
+  } else if (m === 'stop') {
+    running = false;
+  }
+});
+function once() {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const req = http.get(workerData.url + '/healthz', { agent, timeout: 5000 }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode !== 200) failures.push('status ' + res.statusCode);
+        timings.push(performance.now() - t0);
+        resolve();
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('probe timed out after 5 s')));
+    req.on('error', (err) => {
+      failures.push(err.message);
+      timings.push(performance.now() - t0);
+      resolve();
+    });
+  });
+}
+(async () => {
+  while (running) {
+    await once();
+    await new Promise((r) => setTimeout(r, workerData.everyMs));
+  }
+  agent.destroy();
+  parentPort.close();
+})();
+`;
+
+export interface ProbeStats {
+  count: number;
+  maxMs: number;
+  failures: string[];
+}
+
 export class HealthProbe {
-  private readonly client: Client;
-  private timings: number[] = [];
-  private failures: string[] = [];
-  private running = false;
-  private loop: Promise<void> | undefined;
+  private readonly worker: Worker;
 
-  constructor(
-    url: string,
-    private readonly everyMs = 20,
-  ) {
-    this.client = new Client(url, { pipelining: 1, keepAliveTimeout: 60_000 });
+  constructor(url: string, everyMs = 20) {
+    this.worker = new Worker(PROBER, { eval: true, workerData: { url, everyMs } });
   }
 
-  start(): void {
-    this.running = true;
-    this.loop = (async () => {
-      while (this.running) {
-        const t0 = performance.now();
-        try {
-          const res = await this.client.request({ method: 'GET', path: '/healthz' });
-          await res.body.dump();
-          if (res.statusCode !== 200) this.failures.push(`status ${res.statusCode}`);
-        } catch (err) {
-          this.failures.push((err as Error).message);
-        }
-        this.timings.push(performance.now() - t0);
-        await sleep(this.everyMs);
-      }
-    })();
-  }
-
-  /** What was recorded since the last reset, and start afresh. */
-  take(): { count: number; maxMs: number; failures: string[] } {
-    const out = {
-      count: this.timings.length,
-      maxMs: this.timings.reduce((m, t) => Math.max(m, t), 0),
-      failures: this.failures,
-    };
-    this.timings = [];
-    this.failures = [];
-    return out;
+  /** What was recorded since the last take(), and start afresh. */
+  take(): Promise<ProbeStats> {
+    return new Promise((resolve) => {
+      this.worker.once('message', (m: { timings: number[]; failures: string[] }) => {
+        resolve({
+          count: m.timings.length,
+          maxMs: m.timings.reduce((a, t) => Math.max(a, t), 0),
+          failures: m.failures,
+        });
+      });
+      this.worker.postMessage('take');
+    });
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-    await this.client.close();
+    this.worker.postMessage('stop');
+    await Promise.race([new Promise((r) => this.worker.once('exit', r)), sleep(6_000)]);
+    await this.worker.terminate();
   }
 }
 
