@@ -124,7 +124,7 @@ export function frameworkErrorHandler(
     .send(rendered.body);
 }
 
-/** The task-id rule, worded as the task routes word it. */
+/** The task-id rule, worded as src/tasks/ownership.ts words it (taskIdParam). */
 export const TASK_ID_RULE = 'must be 1 to 100 characters of A-Z, a-z, 0-9 and "-"';
 
 /**
