@@ -93,6 +93,10 @@ const EnvSchema = z.object({
   UPSTREAM_RETRIES: int(0, 10).default(2),
   UPSTREAM_RETRY_BASE_MS: int(0, 60_000).default(200),
   UPSTREAM_SPLIT_CONCURRENCY: int(1, 64).default(4),
+  // The whole of a request's upstream work (budget waits, attempts, backoffs, retries), from its arrival.
+  REQUEST_TIMEOUT_MS: int(1000, 3_600_000).default(120_000),
+  // A relayed SSE stream may go this long without a byte from DashScope; the overall deadline does not cut streams.
+  STREAM_IDLE_TIMEOUT_MS: int(1000, 600_000).default(60_000),
   MODEL_ROW_LIMITS: rowLimits.default(new Map()),
   MAX_INPUTS_PER_REQUEST: int(1, 100_000).default(2048),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -134,6 +138,10 @@ export interface Config {
     retries: number;
     retryBaseMs: number;
     splitConcurrency: number;
+    /** Deadline of a request's upstream work, from the request's arrival (REQUEST_TIMEOUT_MS). */
+    requestTimeoutMs: number;
+    /** Longest silence between two chunks of a relayed stream (STREAM_IDLE_TIMEOUT_MS). */
+    streamIdleTimeoutMs: number;
   };
   gatewayKeys: { name: string; key: string }[];
   allowAnonymous: boolean;
@@ -230,6 +238,20 @@ export function loadConfig(
     }
     // The idle timeout also runs while a request waits for DashScope and between keep-alive requests: shorter than
     // the keep-alive timeout, it would cut connections a load balancer still counts as open.
+    // A request waiting for DashScope is silent on its connection: the idle timeout must not cut it first.
+    if (
+      e.CONNECTION_IDLE_TIMEOUT_MS !== 0 &&
+      e.CONNECTION_IDLE_TIMEOUT_MS <= Math.max(e.REQUEST_TIMEOUT_MS, e.STREAM_IDLE_TIMEOUT_MS)
+    ) {
+      problems.push(
+        'CONNECTION_IDLE_TIMEOUT_MS must be 0 (off) or longer than REQUEST_TIMEOUT_MS and STREAM_IDLE_TIMEOUT_MS',
+      );
+    }
+    if (e.REQUEST_TIMEOUT_MS <= e.RATE_LIMIT_MAX_WAIT_MS) {
+      problems.push(
+        'REQUEST_TIMEOUT_MS must be longer than RATE_LIMIT_MAX_WAIT_MS: a request that waits its turn needs time left for DashScope',
+      );
+    }
     if (e.CONNECTION_IDLE_TIMEOUT_MS !== 0 && e.CONNECTION_IDLE_TIMEOUT_MS <= KEEP_ALIVE_TIMEOUT_MS) {
       problems.push(
         `CONNECTION_IDLE_TIMEOUT_MS must be 0 (off) or longer than the keep-alive timeout (${KEEP_ALIVE_TIMEOUT_MS} ms)`,
@@ -267,6 +289,8 @@ export function loadConfig(
       retries: e.UPSTREAM_RETRIES,
       retryBaseMs: e.UPSTREAM_RETRY_BASE_MS,
       splitConcurrency: e.UPSTREAM_SPLIT_CONCURRENCY,
+      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      streamIdleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS,
     },
     gatewayKeys: e.GATEWAY_API_KEYS,
     allowAnonymous: e.GATEWAY_ALLOW_ANONYMOUS,

@@ -62,6 +62,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
       path: taskPath(id),
       requestId: ctx.requestId,
       signal: ctx.signal,
+      deadline: ctx.deadline,
       trace: ctx.trace,
       idempotent: true,
     });
@@ -79,6 +80,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
       path: taskCancelPath(id),
       requestId: ctx.requestId,
       signal: ctx.signal,
+      deadline: ctx.deadline,
       trace: ctx.trace,
       idempotent: false,
     });
@@ -97,6 +99,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
         path: taskListPath(query),
         requestId: ctx.requestId,
         signal: ctx.signal,
+        deadline: ctx.deadline,
         trace: ctx.trace,
         idempotent: true,
       },
