@@ -13,7 +13,7 @@
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
-import { dataUri, wav } from '../fixtures/media/index.js';
+import { dataUri, png, wav } from '../fixtures/media/index.js';
 import {
   CALLER_KEY,
   type GatewayProcess,
@@ -469,6 +469,61 @@ const CASES: HostileCase[] = [
   },
 ];
 
+/** Valid requests sent once before the cases (see beforeAll). */
+const WARM_UP: HostileCase[] = [
+  {
+    name: 'embeddings',
+    path: OPENAI,
+    body: { model: 'text-embedding-v4', input: 'warm' },
+    status: 200,
+    upstream: 1,
+  },
+  {
+    name: 'native text',
+    path: TEXT,
+    body: { model: 'text-embedding-v4', input: { texts: ['warm'] } },
+    status: 200,
+    upstream: 1,
+  },
+  {
+    name: 'a long text (starts the tokenizer pool)',
+    path: OPENAI,
+    body: { model: 'text-embedding-v4', input: 'warm up the tokenizer with words. '.repeat(400) },
+    status: 200,
+    upstream: 1,
+  },
+  {
+    name: 'multimodal: text, image and audio',
+    path: MULTIMODAL,
+    body: {
+      model: ONE_PEACE,
+      input: {
+        contents: [
+          { text: 'warm' },
+          { image: dataUri('image/png', png()) },
+          { audio: dataUri('audio/wav', wav(1)) },
+        ],
+      },
+    },
+    status: 200,
+    upstream: 1,
+  },
+  {
+    name: 'generation',
+    path: GENERATION,
+    body: { model: 'qwen-vl-plus', input: { messages: [{ role: 'user', content: 'warm' }] } },
+    status: 200,
+    upstream: 1,
+  },
+  {
+    name: 'chat',
+    path: CHAT,
+    body: { model: 'qwen-vl-plus', messages: [{ role: 'user', content: 'warm' }] },
+    status: 200,
+    upstream: 1,
+  },
+];
+
 // ---- the run -------------------------------------------------------------------------------------------------
 
 describe('hostile input against a real gateway process, /healthz probed every 20 ms', () => {
@@ -481,8 +536,14 @@ describe('hostile input against a real gateway process, /healthz probed every 20
     emu = await startEmulator({ apiKey: UPSTREAM_KEY });
     gw = await startGateway(emu.url, { BODY_LIMIT_BYTES: String(BODY_LIMIT) });
     agent = new Agent({ connections: 8 });
+    // One-time costs are not what a hostile request can repeat: the first use of each route, of the media parsers
+    // (module loading) and of the tokenizer pool (worker start, vocabulary load) are paid here, before any case.
+    for (const c of WARM_UP) {
+      const res = await send(c);
+      expect(res.status, `warm-up ${c.name}: ${res.text.slice(0, 200)}`).toBe(c.status);
+    }
     probe = new HealthProbe(gw.url, 20);
-  }, 40_000);
+  }, 90_000);
 
   afterAll(async () => {
     await probe?.stop();
