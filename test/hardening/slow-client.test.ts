@@ -156,6 +156,24 @@ describe('slow clients', () => {
     expect(r.closedAfterMs).toBeLessThan(1_500);
   }, 15_000);
 
+  it('an idle keep-alive connection outlives both request timeouts and serves the next request', async () => {
+    // Behind a load balancer connections idle between requests for up to the keep-alive timeout (65 s): the
+    // header and body timeouts count from a request's first byte, never across the idle time between requests.
+    const conn = new RawConnection(gw.port);
+    const request = postHead(EMBEDDINGS, Buffer.byteLength(BODY), auth) + BODY;
+    conn.write(request);
+    for (let i = 0; i < 100 && !/\r\n\r\n\{/.test(conn.reply().text); i++) await sleep(20);
+    expect(conn.reply().status).toBe(200);
+    await sleep(REQUEST_TIMEOUT_MS + 1000); // idle longer than both timeouts (and a few checking intervals)
+    expect(conn.reply().closedAfterMs).toBeUndefined();
+    const before = conn.reply().text.length;
+    conn.write(request);
+    for (let i = 0; i < 100 && conn.reply().text.length === before; i++) await sleep(20);
+    await sleep(50);
+    expect(conn.reply().text.slice(before)).toMatch(/^HTTP\/1\.1 200 /);
+    conn.destroy();
+  }, 15_000);
+
   it('a well-behaved keep-alive client keeps its connection', async () => {
     const agent = new Agent({ connections: 1 });
     try {
