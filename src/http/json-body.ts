@@ -33,12 +33,13 @@ const OPEN_ARRAY = 0x5b;
 const CLOSE_OBJECT = 0x7d;
 const CLOSE_ARRAY = 0x5d;
 
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 const isNumberByte = (c: number): boolean =>
   (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2b || c === 0x2e || c === 0x65 || c === 0x45;
 
 /**
  * One pass over the bytes, outside strings only: counts nesting and checks the numbers that could overflow (those
- * with an exponent, or longer than any finite double's 309 digits). Malformed JSON is left to JSON.parse, which
+ * whose decimal magnitude reaches 308). Malformed JSON is left to JSON.parse, which
  * reports it; the scan only has to be right for well-formed input and linear for any input. UTF-8 continuation
  * bytes are ≥ 0x80, so they are never mistaken for the ASCII structure bytes looked at here.
  */
@@ -71,14 +72,36 @@ export function scanJson(buf: Uint8Array, maxDepth: number): ScanResult {
       if (++depth > maxDepth) return { tooDeep: true, overflow };
     } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
       depth--;
-    } else if ((c >= 0x30 && c <= 0x39) || c === 0x2d) {
-      let j = i + 1;
-      let exponent = false;
-      while (j < n && isNumberByte(bytes[j]!)) {
-        if (bytes[j] === 0x65 || bytes[j] === 0x45) exponent = true;
+    } else if (isDigit(c) || c === 0x2d) {
+      // Read the number's parts: a finite double is below 1.8e308, so a number whose decimal magnitude (integer
+      // digits - 1 + exponent) is under 308 is finite without converting it; only the rest are converted.
+      let j = c === 0x2d ? i + 1 : i;
+      let intDigits = 0;
+      while (j < n && isDigit(bytes[j]!)) {
+        intDigits++;
         j++;
       }
-      if (overflow === undefined && (exponent || j - i > 308)) {
+      if (j < n && bytes[j] === 0x2e) {
+        j++;
+        while (j < n && isDigit(bytes[j]!)) j++;
+      }
+      let exponent = 0;
+      if (j < n && (bytes[j] === 0x65 || bytes[j] === 0x45)) {
+        j++;
+        let sign = 1;
+        if (j < n && (bytes[j] === 0x2b || bytes[j] === 0x2d)) {
+          if (bytes[j] === 0x2d) sign = -1;
+          j++;
+        }
+        let value = 0;
+        while (j < n && isDigit(bytes[j]!)) {
+          if (value < 1_000_000) value = value * 10 + (bytes[j]! - 0x30);
+          j++;
+        }
+        exponent = sign * value;
+      }
+      while (j < n && isNumberByte(bytes[j]!)) j++; // malformed tails: JSON.parse will refuse them
+      if (overflow === undefined && intDigits - 1 + exponent >= 308) {
         const token = bytes.toString('latin1', i, j);
         if (!Number.isFinite(Number(token))) overflow = token;
       }

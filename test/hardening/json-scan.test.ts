@@ -34,6 +34,11 @@ describe('scanJson', () => {
     [`{"x":${'9'.repeat(308)}}`, undefined],
     [`{"x":${'9'.repeat(309)}}`, '9'.repeat(309)],
     [`{"x":0.${'9'.repeat(400)}}`, undefined],
+    ['{"x":0.5e400}', '0.5e400'],
+    ['{"x":5e-400}', undefined],
+    [`{"x":0.${'0'.repeat(100)}1e400}`, undefined],
+    ['{"x":[1,-2,3e5,-0.5E+7]}', undefined],
+    ['{"x":1E+309}', '1E+309'],
   ])('%s → overflow %s', (text, overflow) => {
     expect(scan(text, 64).overflow).toBe(overflow);
     if (overflow === undefined)
