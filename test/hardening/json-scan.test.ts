@@ -37,7 +37,7 @@ describe('scanJson', () => {
     ['{"x":0.5e400}', '0.5e400'],
     ['{"x":5e-400}', undefined],
     [`{"x":0.${'0'.repeat(100)}1e400}`, undefined],
-    ['{"x":[1,-2,3e5,-0.5E+7]}', undefined],
+    ['{"x":-0.5E+7}', undefined],
     ['{"x":1E+309}', '1E+309'],
   ])('%s → overflow %s', (text, overflow) => {
     expect(scan(text, 64).overflow).toBe(overflow);
