@@ -19,19 +19,39 @@ const bool = z
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-/** `name:key,name2:key2` → [{name, key}]. Names appear in logs; keys never do. */
+/** A DashScope workspace id (`llm-…`): a plain token, since it goes into an HTTP header as it is. */
+export const WORKSPACE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+/** One gateway key; `workspace` is the DashScope workspace its calls go to (DASHSCOPE_WORKSPACE when absent). */
+export interface GatewayKey {
+  name: string;
+  key: string;
+  workspace?: string;
+}
+
+/**
+ * `name:key,name2:key2:workspace` → [{name, key, workspace?}]. Names appear in logs and metrics; keys never do.
+ * A key therefore cannot contain ':' (the third part is the workspace); keys without one parse as before.
+ */
 const gatewayKeys = z.string().transform((raw, ctx) => {
-  const keys: { name: string; key: string }[] = [];
+  const keys: GatewayKey[] = [];
   for (const part of raw.split(',')) {
     const item = part.trim();
     if (item === '') continue;
-    const colon = item.indexOf(':');
-    const name = colon > 0 ? item.slice(0, colon).trim() : '';
-    const key = colon > 0 ? item.slice(colon + 1).trim() : '';
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name) || key.length < 8) {
+    const fields = item.split(':').map((f) => f.trim());
+    const [name = '', key = '', workspace] = fields;
+    const entry = keys.length + 1;
+    if (fields.length > 3 || !/^[A-Za-z0-9._-]{1,64}$/.test(name) || key.length < 8) {
       ctx.addIssue({
         code: 'custom',
-        message: `each entry must be name:key with a name of [A-Za-z0-9._-] and a key of at least 8 characters (entry ${keys.length + 1} is not)`,
+        message: `each entry must be name:key or name:key:workspace with a name of [A-Za-z0-9._-] and a key of at least 8 characters without ':' (entry ${entry} is not)`,
+      });
+      return z.NEVER;
+    }
+    if (workspace !== undefined && !WORKSPACE_PATTERN.test(workspace)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `entry ${entry} ("${name}"): the workspace must be a DashScope workspace id such as llm-xxxx (letters, digits, '-' and '_', at most 128)`,
       });
       return z.NEVER;
     }
@@ -39,7 +59,7 @@ const gatewayKeys = z.string().transform((raw, ctx) => {
       ctx.addIssue({ code: 'custom', message: `key name "${name}" is used twice` });
       return z.NEVER;
     }
-    keys.push({ name, key });
+    keys.push(workspace === undefined ? { name, key } : { name, key, workspace });
   }
   return keys;
 });
@@ -80,6 +100,9 @@ const EnvSchema = z.object({
     .transform((u) => u.replace(/\/+$/, '')),
   GATEWAY_API_KEYS: gatewayKeys.default([]),
   GATEWAY_ALLOW_ANONYMOUS: bool.default(false),
+  // Prometheus metrics on a listener of their own; none unless METRICS_PORT is set (0 = any free port, for tests).
+  METRICS_PORT: int(0, 65535).optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   BODY_LIMIT_BYTES: int(1024, 512 * 1024 * 1024).default(32 * 1024 * 1024),
   // Incoming connections (src/http/): what one caller can hold, however slowly it sends.
   JSON_MAX_DEPTH: int(8, 512).default(64),
@@ -119,6 +142,11 @@ const EnvSchema = z.object({
   TOKENIZER_WORKERS: int(1, 32).default(1),
   TOKENIZER_MAX_BYTES_PER_REQUEST: int(64 * 1024, 64 * 1024 * 1024).default(1024 * 1024),
   TOKENIZER_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  // Graceful stop (src/server.ts): how long /readyz says "closing" while still serving, and the hard limit.
+  SHUTDOWN_DRAIN_DELAY_MS: int(0, 600_000).default(5_000),
+  SHUTDOWN_TIMEOUT_MS: int(1_000, 3_600_000).default(25_000),
+  // Signs task handles (src/tasks/handles.ts); derived from the DashScope key when unset. Never logged.
+  TASK_HANDLE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -143,8 +171,13 @@ export interface Config {
     /** Longest silence between two chunks of a relayed stream (STREAM_IDLE_TIMEOUT_MS). */
     streamIdleTimeoutMs: number;
   };
-  gatewayKeys: { name: string; key: string }[];
+  gatewayKeys: GatewayKey[];
   allowAnonymous: boolean;
+  /**
+   * GET /metrics on its own listener, off when `port` is undefined. Loopback by default: the port the load balancer
+   * forwards to never serves it, and exposing it elsewhere is an explicit METRICS_HOST choice.
+   */
+  metrics: { port: number | undefined; host: string };
   bodyLimit: number;
   /** Limits on incoming connections and bodies (src/http/). */
   http: HttpLimits;
@@ -158,6 +191,10 @@ export interface Config {
   callerLimits: Map<string, CallerLimit>;
   /** Exact token counts in worker threads (src/tokens/). */
   tokenizer: { workers: number; maxBytesPerRequest: number; timeoutMs: number };
+  /** After SIGTERM/SIGINT: serve on (readiness 503) for drainDelayMs, cut what is left at timeoutMs. */
+  shutdown: { drainDelayMs: number; timeoutMs: number };
+  /** Overrides the task-handle secret derived from the upstream key (src/tasks/handles.ts). */
+  taskHandleSecret: string | undefined;
 }
 
 /** The gateway's keep-alive timeout: longer than typical load-balancer idle timeouts (60 s) so the LB closes first. */
@@ -236,8 +273,6 @@ export function loadConfig(
     if (e.REQUEST_HEADERS_TIMEOUT_MS > e.REQUEST_BODY_TIMEOUT_MS) {
       problems.push('REQUEST_HEADERS_TIMEOUT_MS must not be larger than REQUEST_BODY_TIMEOUT_MS');
     }
-    // The idle timeout also runs while a request waits for DashScope and between keep-alive requests: shorter than
-    // the keep-alive timeout, it would cut connections a load balancer still counts as open.
     // A request waiting for DashScope is silent on its connection: the idle timeout must not cut it first.
     if (
       e.CONNECTION_IDLE_TIMEOUT_MS !== 0 &&
@@ -252,10 +287,20 @@ export function loadConfig(
         'REQUEST_TIMEOUT_MS must be longer than RATE_LIMIT_MAX_WAIT_MS: a request that waits its turn needs time left for DashScope',
       );
     }
+    // The idle timeout also runs between keep-alive requests: shorter than the keep-alive timeout, it would cut
+    // connections a load balancer still counts as open.
     if (e.CONNECTION_IDLE_TIMEOUT_MS !== 0 && e.CONNECTION_IDLE_TIMEOUT_MS <= KEEP_ALIVE_TIMEOUT_MS) {
       problems.push(
         `CONNECTION_IDLE_TIMEOUT_MS must be 0 (off) or longer than the keep-alive timeout (${KEEP_ALIVE_TIMEOUT_MS} ms)`,
       );
+    }
+    if (e.SHUTDOWN_DRAIN_DELAY_MS >= e.SHUTDOWN_TIMEOUT_MS) {
+      problems.push(
+        `SHUTDOWN_DRAIN_DELAY_MS (${e.SHUTDOWN_DRAIN_DELAY_MS}) must be smaller than SHUTDOWN_TIMEOUT_MS (${e.SHUTDOWN_TIMEOUT_MS}): both count from the signal`,
+      );
+    }
+    if (e.METRICS_PORT !== undefined && e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
+      problems.push(`METRICS_PORT must differ from PORT (${e.PORT}): /metrics has a listener of its own`);
     }
     if (e.RATE_LIMIT_MARGIN_MS >= e.RATE_LIMIT_WINDOW_MS) {
       problems.push('RATE_LIMIT_MARGIN_MS must be smaller than RATE_LIMIT_WINDOW_MS');
@@ -294,6 +339,7 @@ export function loadConfig(
     },
     gatewayKeys: e.GATEWAY_API_KEYS,
     allowAnonymous: e.GATEWAY_ALLOW_ANONYMOUS,
+    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST },
     bodyLimit: e.BODY_LIMIT_BYTES,
     http: {
       jsonMaxDepth: e.JSON_MAX_DEPTH,
@@ -321,5 +367,7 @@ export function loadConfig(
       maxBytesPerRequest: e.TOKENIZER_MAX_BYTES_PER_REQUEST,
       timeoutMs: e.TOKENIZER_TIMEOUT_MS,
     },
+    shutdown: { drainDelayMs: e.SHUTDOWN_DRAIN_DELAY_MS, timeoutMs: e.SHUTDOWN_TIMEOUT_MS },
+    taskHandleSecret: e.TASK_HANDLE_SECRET,
   };
 }

@@ -5,9 +5,10 @@
  */
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
+import type { GatewayMetrics } from './metrics/index.js';
 import type { ModelTable } from './models/index.js';
 import type { UpstreamBudget } from './ratelimit/budget.js';
-import type { TaskOwnerStore } from './tasks/index.js';
+import type { TaskHandles, TaskOwnerStore } from './tasks/index.js';
 import type { TokenChecker } from './tokens/index.js';
 import type { Upstream, UpstreamTrace } from './upstream/client.js';
 
@@ -18,11 +19,15 @@ export interface RequestContext {
   inputs: number | undefined;
   upstream: UpstreamTrace[];
   error: string | undefined;
+  /** Tokens DashScope billed for this request (its usage), once the handler knows them: per-caller accounting. */
+  tokens: number | undefined;
 }
 
-/** A caller admitted by a gateway key; only the key's name is kept. */
+/** A caller admitted by a gateway key; only the key's name (and its DashScope workspace, if any) is kept. */
 export interface Caller {
   name: string;
+  /** The DashScope workspace this caller's calls go to; DASHSCOPE_WORKSPACE when undefined. */
+  workspace?: string;
 }
 
 export interface Gateway {
@@ -35,8 +40,12 @@ export interface Gateway {
   budget: UpstreamBudget;
   /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
   tasks: TaskOwnerStore;
+  /** Signs and verifies the task handles callers get in place of DashScope's task ids. */
+  taskHandles: TaskHandles;
   /** Token-limit checks; exact counts run in worker threads, started on first need and ended on app close. */
   tokens: TokenChecker;
+  /** Prometheus metrics of this app instance (its own registry); served on METRICS_PORT when set. */
+  metrics: GatewayMetrics;
 }
 
 export const emptyRequestContext = (): RequestContext => ({
@@ -45,6 +54,7 @@ export const emptyRequestContext = (): RequestContext => ({
   inputs: undefined,
   upstream: [],
   error: undefined,
+  tokens: undefined,
 });
 
 declare module 'fastify' {

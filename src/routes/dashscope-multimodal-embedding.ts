@@ -18,6 +18,7 @@ export async function dashscopeMultimodalEmbeddingRoutes(app: FastifyInstance): 
     request.ctx.inputs = req.input.contents.length;
     const job = await nativeToMultimodalJob(req, model, config.maxInputsPerRequest);
     const result = await runMultimodalEmbedding(callContext(request, reply), job);
+    request.ctx.tokens = result.tokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     // One call always serves a native request (more items than one call takes are refused above).
     return reply.type('application/json').send(result.passthrough!);

@@ -22,6 +22,7 @@ export async function dashscopeTextEmbeddingRoutes(app: FastifyInstance): Promis
     const job = await nativeToTextJob(req, model, config.maxInputsPerRequest, app.gw.tokens);
     request.ctx.inputs = job.texts.length;
     const result = await runTextEmbedding(callContext(request, reply), job);
+    request.ctx.tokens = result.totalTokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return reply.type('application/json').send(textResultToNative(result, request.id));
   });

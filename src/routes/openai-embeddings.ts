@@ -29,6 +29,7 @@ const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }
   'text-embedding': async (request, reply, req, model) => {
     const job = await openAIToTextJob(req, model, request.server.gw.tokens);
     const result = await runTextEmbedding(callContext(request, reply), job);
+    request.ctx.tokens = result.totalTokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return textResultToOpenAI(req, result);
   },
@@ -36,6 +37,7 @@ const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }
     // The raw body too: DashScope parameters ride as top-level extension fields the OpenAI schema does not keep.
     const job = await openAIToMultimodalJob(req, request.body, model);
     const result = await runMultimodalEmbedding(callContext(request, reply), job);
+    request.ctx.tokens = result.tokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return multimodalResultToOpenAI(req, result);
   },

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { request } from 'undici';
-import { freePort } from '../ratelimit/support.js';
+import { freePort } from '../support/ports.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
 

@@ -20,13 +20,15 @@ describe('the upstream key in a 2xx pass-through body', () => {
     });
     expect(submit.statusCode).toBe(200);
     const taskId = submit.json().output.task_id as string;
+    // The caller holds a signed handle (<task id>-<tag>); DashScope knows the task by its own id.
+    const upstreamId = taskId.replace(/-[0-9a-f]{32}$/, '');
     s.emu.addFault({
-      path: `/api/v1/tasks/${taskId}`,
+      path: `/api/v1/tasks/${upstreamId}`,
       status: 200,
       body: {
         request_id: 'r1',
         output: {
-          task_id: taskId,
+          task_id: upstreamId,
           task_status: 'FAILED',
           message: `cannot read https://x/?key=${UPSTREAM_KEY}`,
         },
