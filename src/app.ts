@@ -6,6 +6,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config.js';
+import { closeUnreadBodies, connectionOptions, frameworkErrorHandler } from './http/connections.js';
+import { registerJsonBody } from './http/json-body.js';
 import { loggerOptions } from './logger.js';
 import { accessLogPlugin } from './plugins/access-log.js';
 import { authPlugin } from './plugins/auth.js';
@@ -41,12 +43,19 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     // Fastify's own request/response lines are replaced by the one access-log line (plugins/access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
-    // Behind a load balancer: keep-alive longer than typical LB idle timeouts so the LB closes first.
-    keepAliveTimeout: 65_000,
+    // Request, header and idle timeouts (src/http/connections.ts); keep-alive longer than typical LB idle
+    // timeouts so the LB closes first.
+    ...connectionOptions(config.http),
+    // A task id over maxParamLength, an undecodable URL: the caller's 400 in its dialect, not Fastify's shape.
+    frameworkErrors: frameworkErrorHandler,
     return503OnClosing: true,
   });
   // Only JSON bodies: without this Fastify would parse text/plain and the caller would get a misleading 400.
   app.removeContentTypeParser('text/plain');
+  // Every JSON body is checked for depth, overflowing numbers, UTF-8 and prototype keys as it is parsed.
+  registerJsonBody(app, { maxDepth: config.http.jsonMaxDepth });
+  // A reply sent before the body was read closes the connection, so a dripping client cannot hold it.
+  closeUnreadBodies(app);
 
   await app.register(servicesPlugin, { config });
   await app.register(accessLogPlugin);

@@ -104,6 +104,11 @@ const EnvSchema = z.object({
   METRICS_PORT: int(0, 65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   BODY_LIMIT_BYTES: int(1024, 512 * 1024 * 1024).default(32 * 1024 * 1024),
+  // Incoming connections (src/http/): what one caller can hold, however slowly it sends.
+  JSON_MAX_DEPTH: int(8, 512).default(64),
+  REQUEST_BODY_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  REQUEST_HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  CONNECTION_IDLE_TIMEOUT_MS: int(0, 3_600_000).default(300_000),
   UPSTREAM_CONNECT_TIMEOUT_MS: int(1, 600_000).default(5_000),
   UPSTREAM_HEADERS_TIMEOUT_MS: int(1, 600_000).default(60_000),
   UPSTREAM_BODY_TIMEOUT_MS: int(1, 600_000).default(60_000),
@@ -111,6 +116,10 @@ const EnvSchema = z.object({
   UPSTREAM_RETRIES: int(0, 10).default(2),
   UPSTREAM_RETRY_BASE_MS: int(0, 60_000).default(200),
   UPSTREAM_SPLIT_CONCURRENCY: int(1, 64).default(4),
+  // The whole of a request's upstream work (budget waits, attempts, backoffs, retries), from its arrival.
+  REQUEST_TIMEOUT_MS: int(1000, 3_600_000).default(120_000),
+  // A relayed SSE stream may go this long without a byte from DashScope; the overall deadline does not cut streams.
+  STREAM_IDLE_TIMEOUT_MS: int(1000, 600_000).default(60_000),
   MODEL_ROW_LIMITS: rowLimits.default(new Map()),
   MAX_INPUTS_PER_REQUEST: int(1, 100_000).default(2048),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -157,6 +166,10 @@ export interface Config {
     retries: number;
     retryBaseMs: number;
     splitConcurrency: number;
+    /** Deadline of a request's upstream work, from the request's arrival (REQUEST_TIMEOUT_MS). */
+    requestTimeoutMs: number;
+    /** Longest silence between two chunks of a relayed stream (STREAM_IDLE_TIMEOUT_MS). */
+    streamIdleTimeoutMs: number;
   };
   gatewayKeys: GatewayKey[];
   allowAnonymous: boolean;
@@ -166,6 +179,8 @@ export interface Config {
    */
   metrics: { port: number | undefined; host: string };
   bodyLimit: number;
+  /** Limits on incoming connections and bodies (src/http/). */
+  http: HttpLimits;
   rowLimits: Map<string, number>;
   maxInputsPerRequest: number;
   /** Shared state between replicas (upstream budget, task owners); in-memory state when absent. */
@@ -180,6 +195,21 @@ export interface Config {
   shutdown: { drainDelayMs: number; timeoutMs: number };
   /** Overrides the task-handle secret derived from the upstream key (src/tasks/handles.ts). */
   taskHandleSecret: string | undefined;
+}
+
+/** The gateway's keep-alive timeout: longer than typical load-balancer idle timeouts (60 s) so the LB closes first. */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
+export interface HttpLimits {
+  /** Deepest nesting of objects and arrays in a JSON body (JSON_MAX_DEPTH). */
+  jsonMaxDepth: number;
+  /** The whole request, headers and body, must arrive within this (REQUEST_BODY_TIMEOUT_MS); else 408 and close. */
+  requestTimeoutMs: number;
+  /** The request headers must arrive within this (REQUEST_HEADERS_TIMEOUT_MS), at most requestTimeoutMs. */
+  headersTimeoutMs: number;
+  /** A socket with no traffic either way for this long is closed (CONNECTION_IDLE_TIMEOUT_MS); 0: never. */
+  idleTimeoutMs: number;
+  keepAliveTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -240,6 +270,30 @@ export function loadConfig(
         );
       }
     }
+    if (e.REQUEST_HEADERS_TIMEOUT_MS > e.REQUEST_BODY_TIMEOUT_MS) {
+      problems.push('REQUEST_HEADERS_TIMEOUT_MS must not be larger than REQUEST_BODY_TIMEOUT_MS');
+    }
+    // A request waiting for DashScope is silent on its connection: the idle timeout must not cut it first.
+    if (
+      e.CONNECTION_IDLE_TIMEOUT_MS !== 0 &&
+      e.CONNECTION_IDLE_TIMEOUT_MS <= Math.max(e.REQUEST_TIMEOUT_MS, e.STREAM_IDLE_TIMEOUT_MS)
+    ) {
+      problems.push(
+        'CONNECTION_IDLE_TIMEOUT_MS must be 0 (off) or longer than REQUEST_TIMEOUT_MS and STREAM_IDLE_TIMEOUT_MS',
+      );
+    }
+    if (e.REQUEST_TIMEOUT_MS <= e.RATE_LIMIT_MAX_WAIT_MS) {
+      problems.push(
+        'REQUEST_TIMEOUT_MS must be longer than RATE_LIMIT_MAX_WAIT_MS: a request that waits its turn needs time left for DashScope',
+      );
+    }
+    // The idle timeout also runs between keep-alive requests: shorter than the keep-alive timeout, it would cut
+    // connections a load balancer still counts as open.
+    if (e.CONNECTION_IDLE_TIMEOUT_MS !== 0 && e.CONNECTION_IDLE_TIMEOUT_MS <= KEEP_ALIVE_TIMEOUT_MS) {
+      problems.push(
+        `CONNECTION_IDLE_TIMEOUT_MS must be 0 (off) or longer than the keep-alive timeout (${KEEP_ALIVE_TIMEOUT_MS} ms)`,
+      );
+    }
     if (e.SHUTDOWN_DRAIN_DELAY_MS >= e.SHUTDOWN_TIMEOUT_MS) {
       problems.push(
         `SHUTDOWN_DRAIN_DELAY_MS (${e.SHUTDOWN_DRAIN_DELAY_MS}) must be smaller than SHUTDOWN_TIMEOUT_MS (${e.SHUTDOWN_TIMEOUT_MS}): both count from the signal`,
@@ -280,11 +334,20 @@ export function loadConfig(
       retries: e.UPSTREAM_RETRIES,
       retryBaseMs: e.UPSTREAM_RETRY_BASE_MS,
       splitConcurrency: e.UPSTREAM_SPLIT_CONCURRENCY,
+      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      streamIdleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS,
     },
     gatewayKeys: e.GATEWAY_API_KEYS,
     allowAnonymous: e.GATEWAY_ALLOW_ANONYMOUS,
     metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST },
     bodyLimit: e.BODY_LIMIT_BYTES,
+    http: {
+      jsonMaxDepth: e.JSON_MAX_DEPTH,
+      requestTimeoutMs: e.REQUEST_BODY_TIMEOUT_MS,
+      headersTimeoutMs: e.REQUEST_HEADERS_TIMEOUT_MS,
+      idleTimeoutMs: e.CONNECTION_IDLE_TIMEOUT_MS,
+      keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+    },
     rowLimits: e.MODEL_ROW_LIMITS,
     maxInputsPerRequest: e.MAX_INPUTS_PER_REQUEST,
     redisUrl: e.REDIS_URL,

@@ -46,6 +46,7 @@ export async function forwardConversation(
     headers: call.headers,
     requestId: ctx.requestId,
     signal: ctx.signal,
+    deadline: ctx.deadline,
     trace: ctx.trace,
     idempotent: false,
     model: call.model,

@@ -87,7 +87,7 @@ function midStreamFailure(err: unknown): GatewayError {
   if (code === 'UND_ERR_BODY_TIMEOUT') {
     return new GatewayError(
       'UPSTREAM_TIMEOUT',
-      'DashScope stopped sending its stream (UND_ERR_BODY_TIMEOUT)',
+      'DashScope sent nothing on its stream for longer than STREAM_IDLE_TIMEOUT_MS (UND_ERR_BODY_TIMEOUT)',
       {
         cause: err,
       },

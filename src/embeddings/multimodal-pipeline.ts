@@ -60,6 +60,7 @@ export async function runMultimodalEmbedding(
         headers,
         requestId: ctx.requestId,
         signal,
+        deadline: ctx.deadline,
         trace: ctx.trace,
         idempotent: true,
         model: job.model.name,

@@ -88,6 +88,7 @@ export async function runTextEmbedding(
       model: job.model.name,
       requestId: ctx.requestId,
       signal,
+      deadline: ctx.deadline,
       trace: ctx.trace,
       idempotent: true,
       expect: 200,

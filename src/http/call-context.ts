@@ -20,6 +20,11 @@ export interface CallContext {
   trace: UpstreamTrace[];
   /** Upstream calls one split request may have in flight at once. */
   concurrency: number;
+  /**
+   * Epoch ms by which all of this request's upstream work must be done: its arrival plus REQUEST_TIMEOUT_MS. Pass it
+   * on every upstream call (UpstreamRequest.deadline); the client aborts and stops retrying at it (504).
+   */
+  deadline: number;
 }
 
 /** The abort reason when the caller leaves; undici and timers rethrow it, and the error handler recognises the name. */
@@ -48,5 +53,7 @@ export function callContext(request: FastifyRequest, reply: FastifyReply): CallC
     signal: callerSignal(request, reply),
     trace: request.ctx.upstream,
     concurrency: config.upstream.splitConcurrency,
+    // elapsedTime counts from the request's arrival, so the time its body took is part of the budget.
+    deadline: Date.now() - reply.elapsedTime + config.upstream.requestTimeoutMs,
   };
 }

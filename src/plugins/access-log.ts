@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { emptyRequestContext, type RequestContext } from '../gateway.js';
+import { wasTimedOut } from '../http/connections.js';
 
 async function accessLog(app: FastifyInstance): Promise<void> {
   app.decorateRequest('ctx', null as unknown as RequestContext);
@@ -22,7 +23,9 @@ async function accessLog(app: FastifyInstance): Promise<void> {
         method: request.method,
         url: request.url.split('?')[0],
         route: request.routeOptions.url,
-        status: reply.statusCode,
+        // A request the caller abandoned is 499 (nginx's code), one Node cut for its timeout 408, whatever
+        // status the unfinished reply had been given.
+        status: aborted ? (wasTimedOut(request.raw.socket) ? 408 : 499) : reply.statusCode,
         caller: ctx?.caller,
         model: ctx?.model,
         inputs: ctx?.inputs,

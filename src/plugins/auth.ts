@@ -44,9 +44,9 @@ export class KeyRing {
   authenticate(headers: IncomingHttpHeaders): Caller | undefined {
     const key = KeyRing.presented(headers);
     if (key === undefined) {
-      // Anonymous means no credential at all: one the gateway cannot read (Basic, an empty Bearer) is a wrong key.
-      const auth = headers.authorization;
-      const credential = typeof auth === 'string' && auth.trim() !== '';
+      // Anonymous means no credential header at all: one the gateway cannot read (Basic, an empty Bearer, an
+      // empty or blank Authorization or x-api-key) is a wrong key, not an absent one.
+      const credential = headers.authorization !== undefined || headers['x-api-key'] !== undefined;
       return this.anonymous && !credential ? { name: 'anonymous' } : undefined;
     }
     const d = digest(key);

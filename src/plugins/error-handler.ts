@@ -7,6 +7,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { dialectFor, GatewayError, renderError } from '../errors.js';
 import { emptyRequestContext } from '../gateway.js';
+import { boundedError } from '../http/bounded-error.js';
 
 /** Map any error to a GatewayError. */
 export function toGatewayError(
@@ -55,7 +56,8 @@ export function toGatewayError(
 async function errorHandler(app: FastifyInstance): Promise<void> {
   const { bodyLimit } = app.gw.config;
   app.setErrorHandler((err: FastifyError | Error, request, reply) => {
-    const gwErr = toGatewayError(err, bodyLimit, request.raw.destroyed || reply.raw.destroyed);
+    // Cut to a bounded size: messages quote caller input (src/http/bounded-error.ts).
+    const gwErr = boundedError(toGatewayError(err, bodyLimit, request.raw.destroyed || reply.raw.destroyed));
     const rendered = renderError(gwErr, dialectFor(request.url), request.id);
     request.ctx ??= emptyRequestContext();
     request.ctx.error = gwErr.message;

@@ -24,6 +24,8 @@ const TASK_STATES = new Set([
 
 const ListReply = z.looseObject({
   data: z.array(z.looseObject({ task_id: z.string() })).nullish(),
+  page_no: z.number().int().nullish(),
+  total_page: z.number().int().nullish(),
 });
 
 /**
@@ -66,6 +68,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
       path: taskPath(id),
       requestId: ctx.requestId,
       signal: ctx.signal,
+      deadline: ctx.deadline,
       trace: ctx.trace,
       idempotent: true,
     });
@@ -82,6 +85,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
       path: taskCancelPath(id),
       requestId: ctx.requestId,
       signal: ctx.signal,
+      deadline: ctx.deadline,
       trace: ctx.trace,
       idempotent: false,
     });
@@ -100,6 +104,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
         path: taskListPath(query),
         requestId: ctx.requestId,
         signal: ctx.signal,
+        deadline: ctx.deadline,
         trace: ctx.trace,
         idempotent: true,
       },
@@ -120,7 +125,16 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
       .map((t) => ({ ...t, task_id: taskHandles.issue(t.task_id, caller) }));
     // `total` becomes the caller's count on this page: DashScope pages over the whole account, and the
     // gateway cannot count the caller's tasks on pages it has not fetched (README "Async batch embedding").
-    const out = { ...list, data: mine, total: mine.length };
+    // DashScope's total and total_page would tell every caller how many tasks the whole account holds, so
+    // total_page only says whether there is a next page to walk: page_no + 1 while there is, page_no on the last.
+    const pageNo = list.page_no ?? 1;
+    const upstreamPages = list.total_page ?? pageNo;
+    const out = {
+      ...list,
+      data: mine,
+      total: mine.length,
+      total_page: upstreamPages > pageNo ? pageNo + 1 : pageNo,
+    };
     if (res.requestId) reply.header('x-dashscope-request-id', res.requestId);
     return reply
       .code(200)

@@ -38,6 +38,7 @@ export async function dashscopeUploadRoutes(app: FastifyInstance): Promise<void>
         path: uploadPolicyPath(q.model),
         requestId: ctx.requestId,
         signal: ctx.signal,
+        deadline: ctx.deadline,
         trace: ctx.trace,
         idempotent: true,
         // The budget is per model, and a budget lives as long as the process: a name the gateway does not serve

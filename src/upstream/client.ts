@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, Pool } from 'undici';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
-import type { GatewayError } from '../errors.js';
+import { GatewayError } from '../errors.js';
 import { badUpstreamReply, type UpstreamResponse, upstreamFailure } from './errors.js';
 import { ERROR_BODY_CAP, readCapped, readReply } from './reply-body.js';
 import { classify, errorCode } from './transport-errors.js';
@@ -51,8 +51,27 @@ export interface UpstreamRequest {
    * status is turned into the mapped GatewayError before call() returns.
    */
   expect?: number;
+  /**
+   * Epoch ms by which the request's upstream work must be over (CallContext.deadline, from REQUEST_TIMEOUT_MS): an
+   * attempt still running then is aborted, and no retry or backoff starts that would end past it. A stream is held
+   * to it only until its headers arrive; then STREAM_IDLE_TIMEOUT_MS applies between chunks.
+   */
   /** The calling key's DashScope workspace; DASHSCOPE_WORKSPACE (if any) when absent. */
   workspace?: string;
+  deadline?: number;
+}
+
+/** A signal for one attempt: the caller's, and an abort when the deadline passes. */
+interface AttemptSignal {
+  signal: AbortSignal | undefined;
+  /** The deadline fired (rather than the caller leaving). */
+  expired(): boolean;
+  /**
+   * Stop the timer and unhook from the caller's signal (a split request's signal would collect one listener per
+   * attempt otherwise). A stream is disposed of once its headers are in: from then on the relay ends the upstream
+   * body itself when the caller leaves.
+   */
+  dispose(): void;
 }
 
 /**
@@ -175,31 +194,85 @@ export class Upstream {
     return Buffer.from(body.toString('utf8').split(key).join('[redacted]'));
   }
 
-  /** One call with retries for idempotent requests. Resolves with any HTTP status; rejects with a GatewayError. */
+  /** The caller-facing error for a request whose upstream work outlived REQUEST_TIMEOUT_MS. */
+  deadlineExceeded(): GatewayError {
+    return new GatewayError(
+      'UPSTREAM_TIMEOUT',
+      `the request took longer than ${this.cfg.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS) waiting for DashScope`,
+    );
+  }
+
+  /** The caller's signal joined with a timer that aborts at `req.deadline` (none without a deadline). */
+  private attemptSignal(req: UpstreamRequest): AttemptSignal {
+    if (req.deadline === undefined) {
+      return { signal: req.signal, expired: () => false, dispose: () => {} };
+    }
+    const ac = new AbortController();
+    let expired = false;
+    const timer = setTimeout(
+      () => {
+        expired = true;
+        ac.abort(this.deadlineExceeded());
+      },
+      Math.max(0, req.deadline - Date.now()),
+    );
+    const caller = req.signal;
+    const onCallerAbort = (): void => ac.abort(caller?.reason);
+    if (caller?.aborted) onCallerAbort();
+    else caller?.addEventListener('abort', onCallerAbort, { once: true });
+    return {
+      signal: ac.signal,
+      expired: () => expired,
+      dispose: () => {
+        clearTimeout(timer);
+        caller?.removeEventListener('abort', onCallerAbort);
+      },
+    };
+  }
+
+  /**
+   * One call with retries for idempotent requests, all within `req.deadline`. Resolves with any HTTP status;
+   * rejects with a GatewayError.
+   */
   private async send(req: UpstreamRequest): Promise<UpstreamResponse> {
     const attempts = req.idempotent ? this.cfg.retries + 1 : 1;
     for (let attempt = 1; ; attempt++) {
+      if (req.deadline !== undefined && Date.now() >= req.deadline) throw this.deadlineExceeded();
       let res: UpstreamResponse | undefined;
       let failure: { error: GatewayError; retry: boolean } | undefined;
+      // The budget wait (gate.acquire), the attempt and its body all run under the attempt's signal.
+      const bounded = this.attemptSignal(req);
       try {
-        res = await this.once(req);
+        res = await this.once({ ...req, signal: bounded.signal });
       } catch (err) {
         if (req.signal?.aborted) throw err;
+        if (bounded.expired()) throw this.deadlineExceeded();
         failure = classify(err);
+      } finally {
+        bounded.dispose();
       }
       const retry = failure ? failure.retry : RETRYABLE_STATUS.has(res!.status);
-      if (attempt >= attempts || !retry) {
+      // Exponential backoff with full jitter keeps replicas from retrying in lockstep.
+      const delay = Math.random() * this.cfg.retryBaseMs * 2 ** (attempt - 1);
+      // A backoff that would end past the deadline is not started: the caller gets this attempt's outcome now.
+      const pastDeadline = req.deadline !== undefined && Date.now() + delay >= req.deadline;
+      if (attempt >= attempts || !retry || pastDeadline) {
         if (failure) throw failure.error;
         return res!;
       }
-      // Exponential backoff with full jitter keeps replicas from retrying in lockstep.
-      const delay = Math.random() * this.cfg.retryBaseMs * 2 ** (attempt - 1);
       await sleep(delay, undefined, req.signal ? { signal: req.signal } : undefined);
     }
   }
 
-  /** Sends one attempt and returns as soon as the status and headers are in (body not read). */
-  private async dispatch(req: UpstreamRequest, entry: UpstreamTrace): Promise<Dispatcher.ResponseData> {
+  /**
+   * Sends one attempt and returns as soon as the status and headers are in (body not read). `bodyTimeout`
+   * overrides the pool's gap limit between body chunks (streams use STREAM_IDLE_TIMEOUT_MS).
+   */
+  private async dispatch(
+    req: UpstreamRequest,
+    entry: UpstreamTrace,
+    bodyTimeout?: number,
+  ): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers ?? {})) {
       if (!RESERVED_HEADERS.has(name.toLowerCase())) headers[name] = value;
@@ -219,6 +292,7 @@ export class Upstream {
         headers,
         body: req.body,
         signal: req.signal,
+        ...(bodyTimeout === undefined ? {} : { bodyTimeout }),
       });
       const rid = res.headers['x-request-id'];
       entry.status = res.statusCode;
@@ -261,7 +335,9 @@ export class Upstream {
   /**
    * One attempt whose body is handed over as a stream (SSE relays). Never retried: part of the reply may
    * already have reached the caller. Transport failures before the headers map like call()'s, and so does a non-2xx
-   * status (its small error body is read, up to ERROR_BODY_CAP).
+   * status (its small error body is read, up to ERROR_BODY_CAP). The deadline holds until the headers (and such an
+   * error body) are in; a live stream is then cut only when DashScope is silent for STREAM_IDLE_TIMEOUT_MS (undici's
+   * body timeout, UND_ERR_BODY_TIMEOUT), however long it runs.
    */
   async stream(req: UpstreamRequest): Promise<UpstreamStream> {
     const entry: UpstreamTrace = {
@@ -270,23 +346,44 @@ export class Upstream {
       requestId: undefined,
       ms: 0,
     };
-    let res: Dispatcher.ResponseData;
-    await this.gate.acquire(req);
+    if (req.deadline !== undefined && Date.now() >= req.deadline) throw this.deadlineExceeded();
+    const bounded = this.attemptSignal(req);
+    const attempt = { ...req, signal: bounded.signal };
+    // The budget wait counts against the deadline too; its own refusal (429) passes as it is.
     try {
-      res = await this.dispatch(req, entry);
+      await this.gate.acquire(attempt);
     } catch (err) {
+      bounded.dispose();
+      if (bounded.expired()) throw this.deadlineExceeded();
+      throw err;
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.dispatch(attempt, entry, this.cfg.streamIdleTimeoutMs);
+    } catch (err) {
+      bounded.dispose();
       if (req.signal?.aborted) throw err;
+      if (bounded.expired()) throw this.deadlineExceeded();
       throw classify(err).error;
     } finally {
       this.observer?.attempt(req.model, entry);
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
-      const body = await readCapped(res.body, ERROR_BODY_CAP);
+      let body: Buffer;
+      try {
+        body = await readCapped(res.body, ERROR_BODY_CAP);
+      } catch (err) {
+        if (bounded.expired()) throw this.deadlineExceeded();
+        throw classify(err).error;
+      } finally {
+        bounded.dispose();
+      }
       throw upstreamFailure(
         { status: res.statusCode, headers: res.headers, body, requestId: entry.requestId },
         this.cfg.apiKey,
       );
     }
+    bounded.dispose();
     return { status: res.statusCode, headers: res.headers, body: res.body, requestId: entry.requestId };
   }
 
