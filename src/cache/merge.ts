@@ -276,7 +276,7 @@ export function mergeFused(
       store: [],
     };
   }
-  if (!upstream || upstream.vectors.length !== 1) throw new Error('mergeFused: expected one upstream vector');
+  if (upstream?.vectors.length !== 1) throw new Error('mergeFused: expected one upstream vector');
   return {
     result: upstream,
     types: ['fusion'],
