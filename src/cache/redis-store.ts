@@ -1,8 +1,8 @@
 /**
  * The shared tier: entries in Redis under `<prefix><key>` with a TTL, so every replica serves what any replica
  * paid for. Only single-key commands (GET, SET … EX): the keys of one request hash to different slots, so this
- * works unchanged on a Redis Cluster (ioredis routes each command to its node). The commands of one lookup are
- * issued together and share the connection's pipeline; nothing waits on one before sending the next.
+ * works on a Redis Cluster too (ioredis routes each command to its node). Against a single Redis the commands of
+ * one lookup or one store go out as one pipeline: one write and one round trip.
  *
  * Redis is an optimisation here, never a dependency: an error or a slow reply is a miss (lookups) or a skipped
  * write (stores), counted, and logged once per outage rather than once per request.
@@ -65,10 +65,47 @@ export class RedisStore {
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.opts.timeoutMs);
     });
-    const lookups = Promise.all(
+    const lookups = this.lookup(keys, out);
+    const result = await Promise.race([lookups, deadline]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      this.timeouts++;
+      // Values that arrive later must not change what this request already decided.
+      return new Array<Buffer | undefined>(keys.length).fill(undefined);
+    }
+    if (result) this.succeeded();
+    return out;
+  }
+
+  /**
+   * Fills `out`; resolves true when every command answered. A single Redis gets one pipeline (one write, one
+   * round trip); a Cluster gets one GET per key, which ioredis routes to each key's node (the keys of one request
+   * live in different slots, so a pipeline or MGET across them is not allowed there).
+   */
+  private async lookup(keys: readonly string[], out: (Buffer | undefined)[]): Promise<boolean> {
+    const prefix = this.opts.keyPrefix;
+    if (!this.redis.isCluster) {
+      try {
+        const pipe = this.redis.pipeline();
+        for (const key of keys) pipe.getBuffer(prefix + key);
+        const replies = (await pipe.exec()) ?? [];
+        let ok = replies.length === keys.length;
+        replies.forEach(([err, value], i) => {
+          if (err) {
+            this.failed(err);
+            ok = false;
+          } else if (Buffer.isBuffer(value)) out[i] = value;
+        });
+        return ok;
+      } catch (err) {
+        this.failed(err);
+        return false;
+      }
+    }
+    const each = await Promise.all(
       keys.map(async (key, i) => {
         try {
-          const v = await this.redis.getBuffer(this.opts.keyPrefix + key);
+          const v = await this.redis.getBuffer(prefix + key);
           if (v) out[i] = v;
           return true;
         } catch (err) {
@@ -77,35 +114,39 @@ export class RedisStore {
         }
       }),
     );
-    const result = await Promise.race([lookups, deadline]);
-    clearTimeout(timer);
-    if (result === 'timeout') {
-      this.timeouts++;
-      // Values that arrive later must not change what this request already decided.
-      return new Array<Buffer | undefined>(keys.length).fill(undefined);
-    }
-    if (result.every(Boolean)) this.succeeded();
-    return out;
+    return each.every(Boolean);
   }
 
   /** Fire and forget: starts the writes and returns; failures are counted, never thrown. */
   setMany(items: readonly (readonly [string, Buffer])[]): void {
-    for (const [key, value] of items) {
-      if (this.pending >= this.opts.maxPendingWrites) {
-        this.writesDropped++;
-        continue;
-      }
-      this.pending++;
-      this.redis
-        .set(this.opts.keyPrefix + key, value, 'EX', this.opts.ttlSec)
-        .then(
-          () => this.succeeded(),
-          (err: unknown) => this.failed(err),
-        )
-        .finally(() => {
-          if (--this.pending === 0) for (const w of this.idleWaiters.splice(0)) w();
-        });
+    const room = Math.max(0, this.opts.maxPendingWrites - this.pending);
+    const batch = items.length > room ? items.slice(0, room) : items;
+    this.writesDropped += items.length - batch.length;
+    if (batch.length === 0) return;
+    this.pending += batch.length;
+    const done = (): void => {
+      this.pending -= batch.length;
+      if (this.pending === 0) for (const w of this.idleWaiters.splice(0)) w();
+    };
+    const { keyPrefix, ttlSec } = this.opts;
+    let writes: Promise<unknown>;
+    if (!this.redis.isCluster) {
+      // One pipeline: one write and one round trip for the whole batch.
+      const pipe = this.redis.pipeline();
+      for (const [key, value] of batch) pipe.set(keyPrefix + key, value, 'EX', ttlSec);
+      writes = pipe.exec().then((replies) => {
+        const err = replies?.find(([e]) => e)?.[0];
+        if (err) throw err;
+      });
+    } else {
+      writes = Promise.all(batch.map(([key, value]) => this.redis.set(keyPrefix + key, value, 'EX', ttlSec)));
     }
+    writes
+      .then(
+        () => this.succeeded(),
+        (err: unknown) => this.failed(err),
+      )
+      .finally(done);
   }
 
   /** Resolves once no write is in flight (tests, and a graceful shutdown that wants its writes to land). */
