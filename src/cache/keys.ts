@@ -17,7 +17,7 @@
  *   declared MIME type; a URL string only when the operator opted in (EMBEDDING_CACHE_URLS), because what a URL
  *   points at can change. Items that cannot be keyed (a URL without the opt-in) are simply not cached.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { OutputType } from '../embeddings/text-pipeline.js';
 import { MODALITIES, type Modality } from '../models/multimodal-embedding.js';
 
@@ -33,16 +33,18 @@ export interface KeyScope {
   caller: string;
 }
 
-/** Writes length-prefixed fields into a running SHA-256. */
+/**
+ * Collects length-prefixed fields; `digest()` hashes them in one shot (crypto.hash: no Hash object per key,
+ * which for short texts costs more than the hashing). `copy()` shares the collected prefix.
+ */
 class Preimage {
-  private readonly len = Buffer.alloc(4);
-  constructor(readonly hash: Hash = createHash('sha256')) {}
+  constructor(private readonly parts: Buffer[] = []) {}
 
   private raw(bytes: Buffer | string): void {
     const b = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes;
-    this.len.writeUInt32BE(b.length, 0);
-    this.hash.update(this.len);
-    this.hash.update(b);
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32BE(b.length, 0);
+    this.parts.push(len, b);
   }
 
   field(name: string, value: Buffer | string): this {
@@ -58,13 +60,30 @@ class Preimage {
     return this;
   }
 
+  /** A copy whose further fields do not change this one; the collected prefix is joined once. */
   copy(): Preimage {
-    return new Preimage(this.hash.copy());
+    if (this.parts.length > 1) this.parts.splice(0, this.parts.length, Buffer.concat(this.parts));
+    return new Preimage([...this.parts]);
   }
 
   digest(): string {
-    return this.hash.digest('base64url');
+    return hash('sha256', Buffer.concat(this.parts), 'base64url');
   }
+
+  /** The collected bytes, joined. */
+  bytes(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+/** The digest of `prefix` followed by `value` as one length-prefixed field value (the hot per-text path). */
+function digestWith(prefix: Buffer, value: string): string {
+  const len = Buffer.byteLength(value, 'utf8');
+  const buf = Buffer.allocUnsafe(prefix.length + 4 + len);
+  prefix.copy(buf, 0);
+  buf.writeUInt32BE(len, prefix.length);
+  buf.write(value, prefix.length + 4, 'utf8');
+  return hash('sha256', buf, 'base64url');
 }
 
 /** JSON with object keys sorted at every level, so `{a,b}` and `{b,a}` key the same. */
@@ -122,7 +141,9 @@ export function textKeys(scope: KeyScope, job: TextKeyJob, texts: readonly strin
     .optional('text_type', stringParam(params, 'text_type'))
     .optional('instruct', stringParam(params, 'instruct'))
     .field('other', canonicalJson(without(params, TEXT_NAMED)));
-  return texts.map((t) => prefix.copy().field('text', t).digest());
+  // Equal to prefix.copy().field('text', t).digest(), without the intermediate buffers.
+  const head = Buffer.concat([prefix.bytes(), Buffer.from([0, 0, 0, 4]), Buffer.from('text')]);
+  return texts.map((t) => digestWith(head, t));
 }
 
 /** What a multimodal job contributes to its keys. */
@@ -157,7 +178,7 @@ function contentField(item: Record<string, unknown>, opts: MultimodalKeyOptions)
     // Validation already decoded and checked this payload; the key uses the decoded bytes, so two spellings of
     // the same data (line breaks in the base64) share a key. The header (MIME type, parameters) is kept as sent.
     const bytes = Buffer.from(v.slice(m[0].length), 'base64');
-    const digest = createHash('sha256').update(bytes).digest('base64url');
+    const digest = hash('sha256', bytes, 'base64url');
     return inner.field('data-header', m[1]!.toLowerCase()).field('data-sha256', digest).digest();
   }
   if (!opts.cacheUrls) return undefined;
