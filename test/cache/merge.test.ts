@@ -172,6 +172,21 @@ describe('text: plan and merge', () => {
     expect(nativeItems(textResultToNative(again.merged.result, 'r'))[0]!.embedding).toHaveLength(512);
   });
 
+  it('serves sparse-only output from the cache as the same bytes', async () => {
+    const cache = new EmbeddingCache(settings());
+    const job = textJob(['sparse one', 'sparse two'], 'sparse');
+    const miss = await cachedText(cache, job, true);
+    const hit = await cachedText(cache, job, true);
+    expect(hit.sent).toEqual([]);
+    const missBody = textResultToNative(miss.merged.result, 'r').toString();
+    const hitBody = textResultToNative(hit.merged.result, 'r').toString();
+    expect(missBody).toContain('sparse_embedding');
+    expect(missBody).not.toContain('"embedding"');
+    // Byte for byte up to usage (usage and request_id differ: a hit bills nothing and has no upstream id).
+    const output = (b: string): string => b.slice(0, b.indexOf('"usage"'));
+    expect(output(hitBody)).toBe(output(missBody));
+  });
+
   it('renders OpenAI float and base64 replies from hits exactly as from upstream', async () => {
     const cache = new EmbeddingCache(settings());
     const texts = ['red', 'green', 'blue'];
