@@ -1,15 +1,21 @@
 /**
- * The one way the gateway talks to DashScope: a keep-alive undici Pool per upstream origin.
- * Every call gets the upstream key, the workspace header (when configured) and the request id injected here,
- * so no route can forget them and no caller header (Authorization above all) can leak through.
+ * The one way the gateway talks to DashScope (the DashScope seam): one keep-alive undici Pool to the upstream origin.
+ * Every call gets the upstream key, the workspace header (when configured) and the request id injected here, so no
+ * route can forget them and no caller header (Authorization above all) can leak through. Replies that are not what
+ * the call expects are mapped to the caller-facing error here too (./errors.ts), so the key never leaves this module:
+ * routes get either a usable reply or a GatewayError. Paths live in ./paths.ts.
  * Transport failures map through TRANSPORT_FAILURES; upstream HTTP statuses through ./errors.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, Pool } from 'undici';
+import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
+import { badUpstreamReply, type UpstreamResponse, upstreamFailure } from './errors.js';
+
+export type { UpstreamResponse } from './errors.js';
 
 /** One upstream attempt, as the access log reports it. */
 export interface UpstreamTrace {
@@ -36,6 +42,11 @@ export interface UpstreamRequest {
   model?: string;
   /** Accept header to send (SSE streams want text/event-stream). */
   accept?: string;
+  /**
+   * The status a usable reply has (the embedding endpoints answer exactly 200); any 2xx when absent. Any other
+   * status is turned into the mapped GatewayError before call() returns.
+   */
+  expect?: number;
 }
 
 /**
@@ -56,14 +67,6 @@ export interface UpstreamStream {
   headers: IncomingHttpHeaders;
   /** The reply body as it arrives; destroy it to abort the upstream request. */
   body: Readable;
-  requestId: string | undefined;
-}
-
-export interface UpstreamResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-  /** DashScope's request id: the `x-request-id` response header (equal to the body's `request_id`). */
   requestId: string | undefined;
 }
 
@@ -172,12 +175,30 @@ async function readReply(res: Dispatcher.ResponseData): Promise<Buffer> {
   return Buffer.concat(chunks, size);
 }
 
+/** Enough of a streamed call's error body to read its code and message. */
+const ERROR_BODY_CAP = 64 * 1024;
+
+async function readCapped(body: Readable, cap: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      const buf = chunk as Buffer;
+      chunks.push(buf);
+      size += buf.length;
+      if (size >= cap) break; // leaving the loop destroys the body: the rest is not needed
+    }
+  } catch {
+    // A broken error body still maps by its status.
+  }
+  return Buffer.concat(chunks).subarray(0, cap);
+}
+
 /** Upstream statuses worth one more try: transient server-side failures. 429 is the rate limiter's business. */
 const RETRYABLE_STATUS = new Set([500, 502, 503, 504]);
 
 export class Upstream {
-  private readonly pools = new Map<string, Pool>();
-  private readonly origin: string;
+  private readonly pool: Pool;
   /** A path prefix in DASHSCOPE_BASE_URL (an egress proxy mounted under a path) goes before every call's path. */
   private readonly prefix: string;
   private readonly authHeaders: Record<string, string>;
@@ -188,29 +209,61 @@ export class Upstream {
     readonly gate: UpstreamGate = OPEN_GATE,
   ) {
     const url = new URL(cfg.baseUrl);
-    this.origin = url.origin;
     this.prefix = url.pathname.replace(/\/+$/, '');
     this.authHeaders = { authorization: `Bearer ${cfg.apiKey}` };
     if (cfg.workspace) this.authHeaders['x-dashscope-workspace'] = cfg.workspace;
+    this.pool = new Pool(url.origin, {
+      connections: cfg.connections,
+      connect: { timeout: cfg.connectTimeoutMs },
+      headersTimeout: cfg.headersTimeoutMs,
+      bodyTimeout: cfg.bodyTimeoutMs,
+      keepAliveTimeout: 30_000,
+    });
   }
 
-  private pool(origin: string): Pool {
-    let pool = this.pools.get(origin);
-    if (!pool) {
-      pool = new Pool(origin, {
-        connections: this.cfg.connections,
-        connect: { timeout: this.cfg.connectTimeoutMs },
-        headersTimeout: this.cfg.headersTimeoutMs,
-        bodyTimeout: this.cfg.bodyTimeoutMs,
-        keepAliveTimeout: 30_000,
-      });
-      this.pools.set(origin, pool);
+  /**
+   * One call, retried when idempotent, that resolves only with a usable reply (`expect`, else any 2xx): every other
+   * status rejects with the mapped GatewayError, as do transport failures.
+   */
+  async call(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const res = await this.send(req);
+    const usable =
+      req.expect !== undefined ? res.status === req.expect : res.status >= 200 && res.status < 300;
+    if (!usable) throw upstreamFailure(res, this.cfg.apiKey);
+    return res;
+  }
+
+  /** call() and the reply's JSON checked against `schema`; a reply that does not match is a 502 naming `what`. */
+  async json<S extends z.ZodType>(
+    req: UpstreamRequest,
+    schema: S,
+    what: string,
+  ): Promise<{ res: UpstreamResponse; data: z.infer<S> }> {
+    const res = await this.call(req);
+    let json: unknown;
+    try {
+      json = JSON.parse(res.body.toString('utf8'));
+    } catch (err) {
+      throw badUpstreamReply(`a reply that is not JSON where ${what} was expected`, res.requestId, err);
     }
-    return pool;
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) throw badUpstreamReply(`a reply without ${what}`, res.requestId);
+    return { res, data: parsed.data };
+  }
+
+  /**
+   * A 2xx body passed on to the caller as it came (tasks, generation, upload policy): the upstream key must not
+   * reach a caller in any reply, so an echo of it is replaced, as in error messages. Buffer#indexOf is native, so the
+   * common case (no echo) costs one scan.
+   */
+  scrub(body: Buffer): Buffer {
+    const key = this.cfg.apiKey;
+    if (body.indexOf(key) < 0) return body;
+    return Buffer.from(body.toString('utf8').split(key).join('[redacted]'));
   }
 
   /** One call with retries for idempotent requests. Resolves with any HTTP status; rejects with a GatewayError. */
-  async call(req: UpstreamRequest): Promise<UpstreamResponse> {
+  private async send(req: UpstreamRequest): Promise<UpstreamResponse> {
     const attempts = req.idempotent ? this.cfg.retries + 1 : 1;
     for (let attempt = 1; ; attempt++) {
       let res: UpstreamResponse | undefined;
@@ -245,7 +298,7 @@ export class Upstream {
     req.trace?.push(entry);
     const started = performance.now();
     try {
-      const res = await this.pool(this.origin).request({
+      const res = await this.pool.request({
         method: req.method ?? 'POST',
         path: this.prefix + req.path,
         headers,
@@ -287,7 +340,8 @@ export class Upstream {
 
   /**
    * One attempt whose body is handed over as a stream (SSE relays). Never retried: part of the reply may
-   * already have reached the caller. Transport failures before the headers map like call()'s.
+   * already have reached the caller. Transport failures before the headers map like call()'s, and so does a non-2xx
+   * status (its small error body is read, up to ERROR_BODY_CAP).
    */
   async stream(req: UpstreamRequest): Promise<UpstreamStream> {
     const entry: UpstreamTrace = {
@@ -296,17 +350,25 @@ export class Upstream {
       requestId: undefined,
       ms: 0,
     };
+    let res: Dispatcher.ResponseData;
     try {
-      const res = await this.dispatch(req, entry);
-      return { status: res.statusCode, headers: res.headers, body: res.body, requestId: entry.requestId };
+      res = await this.dispatch(req, entry);
     } catch (err) {
       if (req.signal?.aborted) throw err;
       throw classify(err).error;
     }
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      const body = await readCapped(res.body, ERROR_BODY_CAP);
+      throw upstreamFailure(
+        { status: res.statusCode, headers: res.headers, body, requestId: entry.requestId },
+        this.cfg.apiKey,
+      );
+    }
+    return { status: res.statusCode, headers: res.headers, body: res.body, requestId: entry.requestId };
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    await this.pool.close();
   }
 }

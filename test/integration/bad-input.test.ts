@@ -20,7 +20,8 @@ const OPENAI_CASES: Case[] = [
     name: 'unknown model',
     payload: { model: 'gpt-4', input: 'x' },
     param: 'model',
-    message: /"gpt-4" is not served here; known: text-embedding-v1/,
+    message:
+      /model "gpt-4" is not a text-embedding or multimodal-embedding model served here; known: text-embedding-v1/,
   },
   { name: 'missing input', payload: { model: 'text-embedding-v4' }, param: 'input', message: /input: / },
   {

@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors.js';
-import type { CallerLimit } from '../ratelimit/settings.js';
+import type { CallerLimit } from './settings.js';
 
 export interface CallerLimitsOptions {
   /** Key name (or `*` for every key without its own entry) → limit. Empty: the plugin does nothing. */
