@@ -24,12 +24,12 @@ import {
   runMultimodalEmbedding,
 } from '../../src/embeddings/multimodal-pipeline.js';
 import {
-  type CallContext,
   runTextEmbedding,
   type TextEmbeddingJob,
   type TextEmbeddingResult,
 } from '../../src/embeddings/text-pipeline.js';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
+import type { CallContext } from '../../src/http/call-context.js';
 import { buildModelTable } from '../../src/models/index.js';
 import type { MultimodalEmbeddingModel } from '../../src/models/multimodal-embedding.js';
 import type { TextEmbeddingModel } from '../../src/models/text-embedding.js';
@@ -63,7 +63,6 @@ const ctx = (): CallContext => ({
   requestId: 'merge-test',
   signal: new AbortController().signal,
   trace: [],
-  secret: KEY,
   concurrency: 4,
 });
 
