@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import type { EmbeddingCacheSettings } from './cache/cache.js';
+import type { EmbeddingCacheSettings } from './cache/settings.js';
 import { ROW_LIMITED_MODELS } from './models/index.js';
 import {
   budgetRules,

@@ -4,6 +4,7 @@
  * layer may import it without importing the wiring.
  */
 import type { Redis } from 'ioredis';
+import type { EmbeddingCache } from './cache/cache.js';
 import type { Config } from './config.js';
 import type { ModelTable } from './models/index.js';
 import type { UpstreamBudget } from './ratelimit/budget.js';
@@ -34,6 +35,8 @@ export interface Gateway {
   budget: UpstreamBudget;
   /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
   tasks: TaskOwnerStore;
+  /** Embeddings already paid for (memory, plus Redis when configured); undefined when EMBEDDING_CACHE=off. */
+  embeddingCache: EmbeddingCache | undefined;
 }
 
 export const emptyRequestContext = (): RequestContext => ({

@@ -5,21 +5,11 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { type CachedItem, decodeEntry, encodeEntry, renderFloatText } from './entry.js';
-import type { CacheScope } from './keys.js';
 import { MemoryStore } from './memory-store.js';
 import { type CacheLog, RedisStore } from './redis-store.js';
+import type { EmbeddingCacheSettings } from './settings.js';
 
-export interface EmbeddingCacheSettings {
-  enabled: boolean;
-  scope: CacheScope;
-  /** Key URL-valued media by the URL string (the content behind a URL can change). */
-  cacheUrls: boolean;
-  memoryBytes: number;
-  ttlSec: number;
-  keyPrefix: string;
-  redisTimeoutMs: number;
-  maxPendingWrites: number;
-}
+export type { EmbeddingCacheSettings } from './settings.js';
 
 export interface EmbeddingCacheStats {
   memoryHits: number;

@@ -18,13 +18,13 @@
  *   points at can change. Items that cannot be keyed (a URL without the opt-in) are simply not cached.
  */
 import { hash } from 'node:crypto';
-import type { OutputType } from '../embeddings/text-pipeline.js';
 import { MODALITIES, type Modality } from '../models/multimodal-embedding.js';
+import type { CacheScope } from './settings.js';
+
+export type { CacheScope } from './settings.js';
 
 /** Part of every preimage: entries written under another version are never read. */
 export const KEY_VERSION = 1;
-
-export type CacheScope = 'shared' | 'caller';
 
 /** Who the key is for: under the `caller` scope the gateway key name is part of every key. */
 export interface KeyScope {
@@ -124,7 +124,8 @@ export interface TextKeyJob {
   model: { name: string };
   parameters: Record<string, unknown>;
   dimension: number;
-  outputType: OutputType;
+  /** dense, sparse or dense&sparse, as the job resolved it. */
+  outputType: string;
 }
 
 const TEXT_NAMED = ['dimension', 'text_type', 'output_type', 'instruct'] as const;

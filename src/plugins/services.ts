@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { createEmbeddingCache } from '../cache/cache.js';
 import type { Config } from '../config.js';
 import type { Gateway } from '../gateway.js';
 import { buildModelTable } from '../models/index.js';
@@ -27,10 +28,16 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
     redis,
     budget,
     tasks: createTaskOwnerStore(redis),
+    embeddingCache: createEmbeddingCache(config.embeddingCache, redis, {
+      warn: (msg) => app.log.warn(msg),
+      info: (msg) => app.log.info(msg),
+    }),
   };
   app.decorate('gw', gw);
   app.addHook('onClose', async () => {
     await upstream.close();
+    // Let the cache's last writes land before the connection goes.
+    await gw.embeddingCache?.idle();
     redis?.disconnect();
   });
 }

@@ -1,6 +1,6 @@
 /** Native DashScope text-embedding, as the DashScope SDKs and @ai-sdk/alibaba call it under /api/v1. */
 import type { FastifyInstance } from 'fastify';
-import { runTextEmbedding } from '../embeddings/text-pipeline.js';
+import { cacheRequest, serveTextEmbedding } from '../cache/serve.js';
 import { callContext } from '../http/call-context.js';
 import { isAsyncSubmission, submitTextEmbeddingTask } from '../tasks/submit.js';
 import {
@@ -21,7 +21,12 @@ export async function dashscopeTextEmbeddingRoutes(app: FastifyInstance): Promis
     const model = models.require(req.model, 'text-embedding');
     const job = nativeToTextJob(req, model, config.maxInputsPerRequest);
     request.ctx.inputs = job.texts.length;
-    const result = await runTextEmbedding(callContext(request, reply), job);
+    const { result, headers } = await serveTextEmbedding(
+      callContext(request, reply),
+      job,
+      cacheRequest(request, true),
+    );
+    reply.headers(headers);
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return reply.type('application/json').send(textResultToNative(result, request.id));
   });

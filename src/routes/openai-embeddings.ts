@@ -3,8 +3,7 @@
  * The model table decides which translator serves the model; the handler only wires them together.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { runMultimodalEmbedding } from '../embeddings/multimodal-pipeline.js';
-import { runTextEmbedding } from '../embeddings/text-pipeline.js';
+import { cacheRequest, serveMultimodalEmbedding, serveTextEmbedding } from '../cache/serve.js';
 import { invalidInput } from '../errors.js';
 import { callContext } from '../http/call-context.js';
 import type { Model } from '../models/index.js';
@@ -28,14 +27,26 @@ type FamilyHandler<M extends Model> = (
 const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }>> } = {
   'text-embedding': async (request, reply, req, model) => {
     const job = openAIToTextJob(req, model);
-    const result = await runTextEmbedding(callContext(request, reply), job);
+    const needText = req.encoding_format !== 'base64';
+    const { result, headers } = await serveTextEmbedding(
+      callContext(request, reply),
+      job,
+      cacheRequest(request, needText),
+    );
+    reply.headers(headers);
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return textResultToOpenAI(req, result);
   },
   'multimodal-embedding': async (request, reply, req, model) => {
     // The raw body too: DashScope parameters ride as top-level extension fields the OpenAI schema does not keep.
     const job = await openAIToMultimodalJob(req, request.body, model);
-    const result = await runMultimodalEmbedding(callContext(request, reply), job);
+    const needText = req.encoding_format !== 'base64';
+    const { result, headers } = await serveMultimodalEmbedding(
+      callContext(request, reply),
+      job,
+      cacheRequest(request, needText),
+    );
+    reply.headers(headers);
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return multimodalResultToOpenAI(req, result);
   },
