@@ -117,6 +117,12 @@ const EnvSchema = z.object({
     .default('dsgw:emb:'),
   EMBEDDING_CACHE_REDIS_TIMEOUT_MS: int(1, 10_000).default(200),
   EMBEDDING_CACHE_MAX_PENDING_WRITES: int(1, 1_000_000).default(10_000),
+  // Exact token counting (src/tokens/): worker threads, bytes per request, time per request. 1 MiB of English
+  // prose (~200k tokens) counts in ~1.3-2.7 s on one core, so 5 s lets a legitimate request at the byte cap
+  // finish on a loaded box, while a pathological text (BPE is quadratic on long runs without spaces) is cut off.
+  TOKENIZER_WORKERS: int(1, 32).default(1),
+  TOKENIZER_MAX_BYTES_PER_REQUEST: int(64 * 1024, 64 * 1024 * 1024).default(1024 * 1024),
+  TOKENIZER_TIMEOUT_MS: int(100, 600_000).default(5_000),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -150,6 +156,8 @@ export interface Config {
   callerLimits: Map<string, CallerLimit>;
   /** The embedding cache; Redis is its shared tier when redisUrl is set. */
   embeddingCache: EmbeddingCacheSettings;
+  /** Exact token counts in worker threads (src/tokens/). */
+  tokenizer: { workers: number; maxBytesPerRequest: number; timeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -269,6 +277,11 @@ export function loadConfig(
       keyPrefix: e.EMBEDDING_CACHE_KEY_PREFIX,
       redisTimeoutMs: e.EMBEDDING_CACHE_REDIS_TIMEOUT_MS,
       maxPendingWrites: e.EMBEDDING_CACHE_MAX_PENDING_WRITES,
+    },
+    tokenizer: {
+      workers: e.TOKENIZER_WORKERS,
+      maxBytesPerRequest: e.TOKENIZER_MAX_BYTES_PER_REQUEST,
+      timeoutMs: e.TOKENIZER_TIMEOUT_MS,
     },
   };
 }

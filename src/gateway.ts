@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import type { ModelTable } from './models/index.js';
 import type { UpstreamBudget } from './ratelimit/budget.js';
 import type { TaskOwnerStore } from './tasks/index.js';
+import type { TokenChecker } from './tokens/index.js';
 import type { Upstream, UpstreamTrace } from './upstream/client.js';
 
 /** What a handler records for the access log. */
@@ -36,7 +37,9 @@ export interface Gateway {
   /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
   tasks: TaskOwnerStore;
   /** Embeddings already paid for (memory, plus Redis when configured); undefined when EMBEDDING_CACHE=off. */
-  embeddingCache: EmbeddingCache | undefined;
+  cache: EmbeddingCache | undefined;
+  /** Token-limit checks; exact counts run in worker threads, started on first need and ended on app close. */
+  tokens: TokenChecker;
 }
 
 export const emptyRequestContext = (): RequestContext => ({

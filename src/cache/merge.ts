@@ -7,11 +7,34 @@
  *
  * Usage counts only what DashScope billed for this request: a full hit reports 0 tokens.
  */
-import type { MultimodalEmbeddingResult } from '../embeddings/multimodal-pipeline.js';
-import type { MergedItem, OutputType, TextEmbeddingResult } from '../embeddings/text-pipeline.js';
 import type { VectorRef } from '../translate/openai-render.js';
 import { type ScannedItem, type Span, spanToFloat32 } from '../upstream/embedding-scan.js';
 import type { CachedItem } from './entry.js';
+
+// The pipelines' result shapes, restated structurally: the pipelines call into this module, so importing their
+// types from it would make an import cycle. TypeScript checks the two stay compatible where they meet.
+
+/** An item of a text result: the buffer it lives in and its scanned spans (text-pipeline's MergedItem). */
+export interface MergedItem {
+  buf: Buffer;
+  item: ScannedItem;
+}
+
+/** text-pipeline's TextEmbeddingResult. */
+export interface TextEmbeddingResult {
+  items: MergedItem[];
+  totalTokens: number;
+  upstreamRequestIds: string[];
+  passthrough: Buffer | undefined;
+}
+
+/** multimodal-pipeline's MultimodalEmbeddingResult. */
+export interface MultimodalEmbeddingResult {
+  vectors: VectorRef[];
+  tokens: number;
+  upstreamRequestIds: string[];
+  passthrough: Buffer | undefined;
+}
 
 /** Renders the text of a hit's dense vector (EmbeddingCache.floatText, bound to the cache). */
 export type FloatText = (key: string, item: CachedItem) => Buffer;
@@ -138,7 +161,7 @@ export interface TextMerge {
 }
 
 /** What a text job needs from a hit. */
-export function textWant(dimension: number, outputType: OutputType): Want {
+export function textWant(dimension: number, outputType: string): Want {
   return { dimension, dense: outputType !== 'sparse', sparse: outputType !== 'dense' };
 }
 

@@ -4,10 +4,11 @@
  * bounded-concurrency fan-out (all or nothing), and the strict check of each reply.
  * The caller-facing shapes are built by the translator modules in ../translate/.
  */
+import { type CacheCounts, finishTexts, lookupTexts } from '../cache/lookup.js';
 import { invalidInput } from '../errors.js';
 import type { CallContext } from '../http/call-context.js';
 import type { TextEmbeddingModel } from '../models/index.js';
-import { tokensOverLimit } from '../tokens.js';
+import type { TokenChecker, TokenCounts } from '../tokens/index.js';
 import { ScanError, type ScannedItem, scanEmbeddingReply } from '../upstream/embedding-scan.js';
 import { TEXT_EMBEDDING_PATH } from '../upstream/paths.js';
 import { unusableReply as badReply, mapLimit } from './fan-out.js';
@@ -40,14 +41,21 @@ export interface TextEmbeddingResult {
   upstreamRequestIds: string[];
   /** The raw upstream body when exactly one call served the request and its items were already in order. */
   passthrough: Buffer | undefined;
+  /** Items served from the cache and not (undefined when the cache is off): the x-cache headers. */
+  cache?: CacheCounts | undefined;
 }
 
-/** Checks each text: a non-empty string within the model's token limit. `param(i)` names the field for errors. */
-export function checkTexts(
+/**
+ * Checks each text: a non-empty string within the model's token limit (the token checks run after every text
+ * passed the type checks; see src/tokens/). `param(i)` names the field for errors. Returns the texts and their
+ * token counts or estimates.
+ */
+export async function checkTexts(
   texts: unknown[],
   model: TextEmbeddingModel,
   param: (i: number) => string,
-): string[] {
+  tokens: TokenChecker,
+): Promise<{ texts: string[]; counts: TokenCounts }> {
   for (let i = 0; i < texts.length; i++) {
     const t = texts[i];
     if (typeof t !== 'string') {
@@ -59,22 +67,31 @@ export function checkTexts(
       );
     }
     if (t.length === 0) throw invalidInput(param(i), 'must not be empty');
-    const over = tokensOverLimit(t, model.maxTokens);
-    if (over !== undefined) {
-      throw invalidInput(
-        param(i),
-        `is ${over} tokens long; ${model.name} accepts at most ${model.maxTokens} per input`,
-      );
-    }
   }
-  return texts as string[];
+  const strings = texts as string[];
+  const counts = await tokens.checkTexts(strings, model.maxTokens, param, model.name);
+  return { texts: strings, counts };
 }
 
-/** Splits, calls, checks and merges. Throws GatewayError; never returns a partial result. */
+/**
+ * Looks the texts up in the cache, then splits, calls and checks what it does not hold, and merges both in input
+ * order. Throws GatewayError; never returns a partial result.
+ */
 export async function runTextEmbedding(
   ctx: CallContext,
   job: TextEmbeddingJob,
 ): Promise<TextEmbeddingResult> {
+  const lookup = await lookupTexts(ctx, job);
+  if (!lookup) return callTextEmbedding(ctx, job);
+  const send = lookup.plan.send;
+  // Misses are decoded while scanned: the cache keeps float32, and the scan reads the digits once either way.
+  const upstream =
+    send.length > 0 ? await callTextEmbedding(ctx, { ...job, texts: send, decode: true }) : undefined;
+  return finishTexts(lookup, upstream);
+}
+
+/** Splits, calls, checks and merges. */
+async function callTextEmbedding(ctx: CallContext, job: TextEmbeddingJob): Promise<TextEmbeddingResult> {
   const rows = job.model.maxRows;
   const chunks: string[][] = [];
   for (let i = 0; i < job.texts.length; i += rows) chunks.push(job.texts.slice(i, i + rows));

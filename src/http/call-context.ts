@@ -4,6 +4,7 @@
  * Below the routes: routes and domain modules import it; it imports only types and the services on `request.server`.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { EmbeddingCache } from '../cache/cache.js';
 import type { Upstream, UpstreamTrace } from '../upstream/client.js';
 import '../gateway.js';
 
@@ -14,6 +15,10 @@ export interface CallContext {
   trace: UpstreamTrace[];
   /** Upstream calls one split request may have in flight at once. */
   concurrency: number;
+  /** The gateway key name (`anonymous` without one). */
+  caller?: string | undefined;
+  /** Embeddings already paid for; undefined when EMBEDDING_CACHE=off (src/cache/lookup.ts). */
+  cache?: EmbeddingCache | undefined;
 }
 
 /** The abort reason when the caller leaves; undici and timers rethrow it, and the error handler recognises the name. */
@@ -32,12 +37,14 @@ export function callerSignal(request: FastifyRequest, reply: FastifyReply): Abor
 }
 
 export function callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
-  const { config, upstream } = request.server.gw;
+  const { config, upstream, cache } = request.server.gw;
   return {
     upstream,
     requestId: request.id,
     signal: callerSignal(request, reply),
     trace: request.ctx.upstream,
     concurrency: config.upstream.splitConcurrency,
+    caller: request.caller?.name ?? 'anonymous',
+    cache,
   };
 }

@@ -12,6 +12,7 @@ import { buildModelTable } from '../models/index.js';
 import { UpstreamBudget } from '../ratelimit/budget.js';
 import { createRedis } from '../redis.js';
 import { createTaskOwnerStore } from '../tasks/index.js';
+import { createTokenChecker } from '../tokens/index.js';
 import { Upstream } from '../upstream/client.js';
 
 async function services(app: FastifyInstance, opts: { config: Config }): Promise<void> {
@@ -21,6 +22,7 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
   redis?.on('error', () => {});
   const budget = new UpstreamBudget(config.upstreamBudget, redis, app.log);
   const upstream = new Upstream(config.upstream, budget);
+  const tokens = createTokenChecker(config.tokenizer);
   const gw: Gateway = {
     config,
     upstream,
@@ -28,16 +30,17 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
     redis,
     budget,
     tasks: createTaskOwnerStore(redis),
-    embeddingCache: createEmbeddingCache(config.embeddingCache, redis, {
+    tokens,
+    cache: createEmbeddingCache(config.embeddingCache, redis, {
       warn: (msg) => app.log.warn(msg),
       info: (msg) => app.log.info(msg),
     }),
   };
   app.decorate('gw', gw);
   app.addHook('onClose', async () => {
-    await upstream.close();
+    await Promise.all([upstream.close(), tokens.close()]);
     // Let the cache's last writes land before the connection goes.
-    await gw.embeddingCache?.idle();
+    await gw.cache?.idle();
     redis?.disconnect();
   });
 }

@@ -1,6 +1,8 @@
 /** Native DashScope multimodal-embedding, as the DashScope SDKs call it under /api/v1. */
 import type { FastifyInstance } from 'fastify';
-import { cacheRequest, multimodalToNative, serveMultimodalEmbedding } from '../cache/serve.js';
+import { xCacheHeaders } from '../cache/lookup.js';
+import { multimodalToNative } from '../cache/render.js';
+import { runMultimodalEmbedding } from '../embeddings/multimodal-pipeline.js';
 import { callContext } from '../http/call-context.js';
 import {
   NativeMultimodalEmbeddingBody,
@@ -17,15 +19,11 @@ export async function dashscopeMultimodalEmbeddingRoutes(app: FastifyInstance): 
     const model = models.require(req.model, 'multimodal-embedding');
     request.ctx.inputs = req.input.contents.length;
     const job = await nativeToMultimodalJob(req, model, config.maxInputsPerRequest);
-    const served = await serveMultimodalEmbedding(
-      callContext(request, reply),
-      job,
-      cacheRequest(request, true),
-    );
-    reply.headers(served.headers);
-    reply.header('x-dashscope-request-id', served.result.upstreamRequestIds.join(','));
-    // DashScope's own body when one call served everything (more items than one call takes are refused above);
-    // a body built from the merged vectors when the cache served some.
-    return reply.type('application/json').send(multimodalToNative(served, job, request.id));
+    const result = await runMultimodalEmbedding(callContext(request, reply), job);
+    reply.headers(xCacheHeaders(result.cache));
+    reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
+    // DashScope's body when one call served everything (more items than one call takes are refused above), else
+    // a body built from the vectors the cache and the upstream call gave.
+    return reply.type('application/json').send(multimodalToNative(result, job, request.id));
   });
 }

@@ -1,6 +1,7 @@
 /** Native DashScope text-embedding, as the DashScope SDKs and @ai-sdk/alibaba call it under /api/v1. */
 import type { FastifyInstance } from 'fastify';
-import { cacheRequest, serveTextEmbedding } from '../cache/serve.js';
+import { xCacheHeaders } from '../cache/lookup.js';
+import { runTextEmbedding } from '../embeddings/text-pipeline.js';
 import { callContext } from '../http/call-context.js';
 import { isAsyncSubmission, submitTextEmbeddingTask } from '../tasks/submit.js';
 import {
@@ -19,14 +20,10 @@ export async function dashscopeTextEmbeddingRoutes(app: FastifyInstance): Promis
     const req = parseBody(NativeTextEmbeddingBody, request.body);
     request.ctx.model = req.model;
     const model = models.require(req.model, 'text-embedding');
-    const job = nativeToTextJob(req, model, config.maxInputsPerRequest);
+    const job = await nativeToTextJob(req, model, config.maxInputsPerRequest, app.gw.tokens);
     request.ctx.inputs = job.texts.length;
-    const { result, headers } = await serveTextEmbedding(
-      callContext(request, reply),
-      job,
-      cacheRequest(request, true),
-    );
-    reply.headers(headers);
+    const result = await runTextEmbedding(callContext(request, reply), job);
+    reply.headers(xCacheHeaders(result.cache));
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return reply.type('application/json').send(textResultToNative(result, request.id));
   });

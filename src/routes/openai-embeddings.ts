@@ -3,7 +3,9 @@
  * The model table decides which translator serves the model; the handler only wires them together.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { cacheRequest, serveMultimodalEmbedding, serveTextEmbedding } from '../cache/serve.js';
+import { xCacheHeaders } from '../cache/lookup.js';
+import { runMultimodalEmbedding } from '../embeddings/multimodal-pipeline.js';
+import { runTextEmbedding } from '../embeddings/text-pipeline.js';
 import { invalidInput } from '../errors.js';
 import { callContext } from '../http/call-context.js';
 import type { Model } from '../models/index.js';
@@ -26,27 +28,17 @@ type FamilyHandler<M extends Model> = (
 /** The families /v1/embeddings serves and the translator for each: a new embedding family adds one entry. */
 const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }>> } = {
   'text-embedding': async (request, reply, req, model) => {
-    const job = openAIToTextJob(req, model);
-    const needText = req.encoding_format !== 'base64';
-    const { result, headers } = await serveTextEmbedding(
-      callContext(request, reply),
-      job,
-      cacheRequest(request, needText),
-    );
-    reply.headers(headers);
+    const job = await openAIToTextJob(req, model, request.server.gw.tokens);
+    const result = await runTextEmbedding(callContext(request, reply), job);
+    reply.headers(xCacheHeaders(result.cache));
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return textResultToOpenAI(req, result);
   },
   'multimodal-embedding': async (request, reply, req, model) => {
     // The raw body too: DashScope parameters ride as top-level extension fields the OpenAI schema does not keep.
     const job = await openAIToMultimodalJob(req, request.body, model);
-    const needText = req.encoding_format !== 'base64';
-    const { result, headers } = await serveMultimodalEmbedding(
-      callContext(request, reply),
-      job,
-      cacheRequest(request, needText),
-    );
-    reply.headers(headers);
+    const result = await runMultimodalEmbedding(callContext(request, reply), job);
+    reply.headers(xCacheHeaders(result.cache));
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return multimodalResultToOpenAI(req, result);
   },

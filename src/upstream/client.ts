@@ -12,10 +12,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, Pool } from 'undici';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
-import { GatewayError } from '../errors.js';
+import type { GatewayError } from '../errors.js';
 import { badUpstreamReply, type UpstreamResponse, upstreamFailure } from './errors.js';
+import { ERROR_BODY_CAP, readCapped, readReply } from './reply-body.js';
+import { classify, errorCode } from './transport-errors.js';
 
 export type { UpstreamResponse } from './errors.js';
+export { MAX_REPLY_BYTES } from './reply-body.js';
 
 /** One upstream attempt, as the access log reports it. */
 export interface UpstreamTrace {
@@ -68,130 +71,6 @@ export interface UpstreamStream {
   /** The reply body as it arrives; destroy it to abort the upstream request. */
   body: Readable;
   requestId: string | undefined;
-}
-
-/**
- * Transport error code → gateway error. Modelled on @fastify/reply-from's table, but with the statuses a
- * gateway should use: a reset is a bad gateway (502), not an internal error.
- */
-const TRANSPORT_FAILURES: Record<
-  string,
-  {
-    kind: 'UPSTREAM_TIMEOUT' | 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_BAD_RESPONSE';
-    what: string;
-    retry: boolean;
-  }
-> = {
-  UND_ERR_CONNECT_TIMEOUT: {
-    kind: 'UPSTREAM_TIMEOUT',
-    what: 'connecting to DashScope timed out',
-    retry: true,
-  },
-  // DashScope may still be working on a call whose reply is late: retrying would double the wait and the cost.
-  UND_ERR_HEADERS_TIMEOUT: {
-    kind: 'UPSTREAM_TIMEOUT',
-    what: 'DashScope did not answer in time',
-    retry: false,
-  },
-  UND_ERR_BODY_TIMEOUT: {
-    kind: 'UPSTREAM_TIMEOUT',
-    what: 'DashScope stopped sending its reply',
-    retry: false,
-  },
-  ECONNREFUSED: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope refused the connection', retry: true },
-  ENOTFOUND: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope host name did not resolve', retry: true },
-  EAI_AGAIN: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope host name did not resolve', retry: true },
-  EHOSTUNREACH: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope host unreachable', retry: true },
-  ENETUNREACH: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope network unreachable', retry: true },
-  ECONNRESET: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope reset the connection', retry: true },
-  EPIPE: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope closed the connection', retry: true },
-  UND_ERR_SOCKET: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope closed the connection', retry: true },
-  UND_ERR_CLOSED: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope closed the connection', retry: true },
-  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: {
-    kind: 'UPSTREAM_BAD_RESPONSE',
-    what: 'DashScope sent a truncated reply',
-    retry: true,
-  },
-};
-
-function errorCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  // undici wraps socket errors; the useful code can sit one level down in `cause`.
-  for (let depth = 0; depth < 3 && e && typeof e === 'object'; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code in TRANSPORT_FAILURES) return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
-/** Map a transport failure to a GatewayError. Never includes the upstream key or a stack in the message. */
-function classify(err: unknown): { error: GatewayError; retry: boolean } {
-  if (err instanceof GatewayError) return { error: err, retry: false };
-  const code = errorCode(err);
-  const row = code ? TRANSPORT_FAILURES[code] : undefined;
-  if (row)
-    return { error: new GatewayError(row.kind, `${row.what} (${code})`, { cause: err }), retry: row.retry };
-  return {
-    error: new GatewayError('UPSTREAM_BAD_RESPONSE', 'the call to DashScope failed', { cause: err }),
-    retry: false,
-  };
-}
-
-/**
- * The most of a reply body call() holds in memory. DashScope's largest buffered replies (a 20-item multimodal batch
- * at 2560 dimensions, a task-list page) are a few MB; a reply past this is not one of them, and reading it whole
- * could exhaust the process: the body timeout bounds only the gaps between chunks, not the total. SSE relays
- * (stream()) are not buffered and not capped.
- */
-export const MAX_REPLY_BYTES = 64 * 1024 * 1024;
-
-function replyTooLarge(): GatewayError {
-  return new GatewayError(
-    'UPSTREAM_BAD_RESPONSE',
-    `DashScope sent a reply larger than ${MAX_REPLY_BYTES} bytes; the gateway does not buffer more`,
-  );
-}
-
-/** The whole body, or a 502 as soon as it passes MAX_REPLY_BYTES (the rest is not read: the body is destroyed). */
-async function readReply(res: Dispatcher.ResponseData): Promise<Buffer> {
-  const declared = Number(res.headers['content-length']);
-  if (declared > MAX_REPLY_BYTES) {
-    res.body.destroy();
-    throw replyTooLarge();
-  }
-  // A declared length within the cap is enforced by undici itself (a longer body is a content-length mismatch),
-  // so its own body consumer can be used: cheaper than iterating the stream on the hot path.
-  if (Number.isInteger(declared) && declared >= 0) return Buffer.from(await res.body.arrayBuffer());
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    // Leaving the loop by throwing destroys the body, which closes the upstream connection.
-    if (size > MAX_REPLY_BYTES) throw replyTooLarge();
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks, size);
-}
-
-/** Enough of a streamed call's error body to read its code and message. */
-const ERROR_BODY_CAP = 64 * 1024;
-
-async function readCapped(body: Readable, cap: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      const buf = chunk as Buffer;
-      chunks.push(buf);
-      size += buf.length;
-      if (size >= cap) break; // leaving the loop destroys the body: the rest is not needed
-    }
-  } catch {
-    // A broken error body still maps by its status.
-  }
-  return Buffer.concat(chunks).subarray(0, cap);
 }
 
 /** Upstream statuses worth one more try: transient server-side failures. 429 is the rate limiter's business. */

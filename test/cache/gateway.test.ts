@@ -191,12 +191,12 @@ describe.skipIf(!requireRedis(redisUrl, 'the embedding cache shared by replicas'
       try {
         const first = await openai(one, ['shared across replicas', 'second text']);
         // Stores are fire and forget: wait for them to land before asking the other replica.
-        await one.app.gw.embeddingCache!.idle();
+        await one.app.gw.cache!.idle();
         const other = await openai(two, ['shared across replicas', 'second text'], {}, KEYS.bob);
         expect(other.res.headers['x-cache']).toBe('hit');
         expect(upstreamCalls(two.emu)).toHaveLength(0);
         expect(other.body.data).toEqual(first.body.data);
-        expect(two.app.gw.embeddingCache!.stats()).toMatchObject({ redisHits: 2, renders: 2 });
+        expect(two.app.gw.cache!.stats()).toMatchObject({ redisHits: 2, renders: 2 });
       } finally {
         await one.close();
         await two.close();
