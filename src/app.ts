@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { loggerOptions } from './logger.js';
 import { accessLogPlugin } from './plugins/access-log.js';
 import { authPlugin } from './plugins/auth.js';
+import { drain } from './plugins/drain.js';
 import { errorHandlerPlugin } from './plugins/error-handler.js';
 import { genRequestId } from './plugins/request-id.js';
 import { servicesPlugin } from './plugins/services.js';
@@ -49,6 +50,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(servicesPlugin, { config });
   await app.register(accessLogPlugin);
   await app.register(errorHandlerPlugin);
+  // Before auth: the drain counts (and tells to close) every request, refused ones too.
+  await app.register(drain);
   await app.register(authPlugin);
   await app.register(upstreamBudgetHooks, { budget: app.gw.budget, knownModels: app.gw.models.names() });
   await app.register(callerLimits, {

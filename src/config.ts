@@ -123,6 +123,9 @@ const EnvSchema = z.object({
   TOKENIZER_WORKERS: int(1, 32).default(1),
   TOKENIZER_MAX_BYTES_PER_REQUEST: int(64 * 1024, 64 * 1024 * 1024).default(1024 * 1024),
   TOKENIZER_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  // Graceful stop (src/server.ts): how long /readyz says "closing" while still serving, and the hard limit.
+  SHUTDOWN_DRAIN_DELAY_MS: int(0, 600_000).default(5_000),
+  SHUTDOWN_TIMEOUT_MS: int(1_000, 3_600_000).default(25_000),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -158,6 +161,8 @@ export interface Config {
   embeddingCache: EmbeddingCacheSettings;
   /** Exact token counts in worker threads (src/tokens/). */
   tokenizer: { workers: number; maxBytesPerRequest: number; timeoutMs: number };
+  /** After SIGTERM/SIGINT: serve on (readiness 503) for drainDelayMs, cut what is left at timeoutMs. */
+  shutdown: { drainDelayMs: number; timeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -217,6 +222,11 @@ export function loadConfig(
           `${name}: ${limit} is less than RATE_LIMIT_REPLICAS (${e.RATE_LIMIT_REPLICAS}); each replica's fallback share would be below one call per window`,
         );
       }
+    }
+    if (e.SHUTDOWN_DRAIN_DELAY_MS >= e.SHUTDOWN_TIMEOUT_MS) {
+      problems.push(
+        `SHUTDOWN_DRAIN_DELAY_MS (${e.SHUTDOWN_DRAIN_DELAY_MS}) must be smaller than SHUTDOWN_TIMEOUT_MS (${e.SHUTDOWN_TIMEOUT_MS}): both count from the signal`,
+      );
     }
     if (e.RATE_LIMIT_MARGIN_MS >= e.RATE_LIMIT_WINDOW_MS) {
       problems.push('RATE_LIMIT_MARGIN_MS must be smaller than RATE_LIMIT_WINDOW_MS');
@@ -283,5 +293,6 @@ export function loadConfig(
       maxBytesPerRequest: e.TOKENIZER_MAX_BYTES_PER_REQUEST,
       timeoutMs: e.TOKENIZER_TIMEOUT_MS,
     },
+    shutdown: { drainDelayMs: e.SHUTDOWN_DRAIN_DELAY_MS, timeoutMs: e.SHUTDOWN_TIMEOUT_MS },
   };
 }

@@ -1,9 +1,10 @@
 /**
  * Relays an upstream server-sent-event stream to the caller as it arrives, one whole event at a time.
  *
- * - No buffering of the reply: each event goes out as soon as its blank line has arrived (contract §3.7 for
- *   DashScope's `id:/event:/:HTTP_STATUS/data:` framing; OpenAI-style `data: …` chunks and `data: [DONE]` for
- *   compatible mode). Events are passed on byte for byte; the gateway does not re-frame them.
+ * - No buffering of the reply: each event goes out as soon as its blank line has arrived
+ *   (docs/dashscope-contract.md §3.7 for DashScope's `id:/event:/:HTTP_STATUS/data:` framing; OpenAI-style
+ *   `data: …` chunks and `data: [DONE]` for compatible mode). Events are passed on byte for byte; the gateway does
+ *   not re-frame them.
  * - Backpressure: the upstream body is piped, so a slow caller slows the upstream read (TCP does the rest).
  * - Caller goes away: Fastify destroys the relay stream, which destroys the upstream body; the route's abort
  *   signal (callContext) also aborts the undici request, so DashScope sees the connection close.

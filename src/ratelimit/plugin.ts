@@ -1,7 +1,7 @@
 /**
  * Wires the upstream budget into the request lifecycle: each request runs inside its budget scope (so the gate
  * knows the caller key and can leave the budget state), responses carry x-ratelimit-*-requests for the model
- * used, waiting calls are answered before the server closes, and start-up waits briefly for Redis.
+ * used, waiting calls are still served while the server drains, and start-up waits briefly for Redis.
  * Register it after the authentication hook and before the routes.
  */
 import type { FastifyInstance } from 'fastify';
@@ -49,8 +49,9 @@ async function budgetPlugin(app: FastifyInstance, opts: BudgetPluginOptions): Pr
   });
 
   app.addHook('onReady', async () => budget.waitForRedis(2_000));
-  // Before the server stops: queued calls get a 503 now instead of holding the shutdown for RATE_LIMIT_MAX_WAIT_MS.
-  app.addHook('preClose', async () => budget.close());
+  // Only once the server has stopped and every request was answered: a graceful stop (src/server.ts) lets calls
+  // queued for the budget go out and answer, within SHUTDOWN_TIMEOUT_MS, instead of refusing them with a 503.
+  app.addHook('onClose', async () => budget.close());
 }
 
 export const upstreamBudgetHooks = fp(budgetPlugin, { name: 'upstream-budget', fastify: '5.x' });

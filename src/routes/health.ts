@@ -9,7 +9,8 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
   const upstreamName = base.href.replace(/\/+$/, '');
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { public: true } }, async (_request, reply) => {
-    if (app.gw.upstream.closed) return reply.code(503).send({ status: 'closing' });
+    // From the signal on (src/server.ts): the load balancer takes this replica out while it still serves.
+    if (app.drain.draining || app.gw.upstream.closed) return reply.code(503).send({ status: 'closing' });
     // A replica on its local budget share (Redis unreachable) still serves: it stays in the pool (200) and says so.
     const budget = app.gw.budget.status();
     return {

@@ -17,7 +17,7 @@
  * 10^39 (see `FAST_MAX_INT_DIGITS`) to the careful loop, which checks it exactly; the decoding loop compares each
  * decoded value with `F32_OVERFLOW`; both end in the careful loop's ScanError naming the byte.
  *
- * Shapes handled (see README "Upstream contract"):
+ * Shapes handled (docs/dashscope-contract.md §3.1 text, §3.3 multimodal and ONE-PEACE):
  *   text-embedding:       {"output":{"embeddings":[{"embedding":[..],"text_index":0,...}]},"usage":{..},"request_id":".."}
  *   multimodal-embedding: {"output":{"embeddings":[{"embedding":[..],"index":0,"type":"text"}]},...}
  *   ONE-PEACE:            {"output":{"embedding":[..]},"usage":{..},"request_id":".."}

@@ -17,7 +17,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
-import { freePort, maxInWindow, requireRedis, uniquePrefix } from '../ratelimit/support.js';
+import { maxInWindow, requireRedis, uniquePrefix } from '../ratelimit/support.js';
+import { freePort } from '../support/ports.js';
 
 const UPSTREAM_KEY = 'sk-topology-upstream-0123456789';
 const CALLER_KEY = 'gw-topology-caller-0001';
@@ -108,6 +109,8 @@ describe.skipIf(!haveRedis || !haveNginx)(
             RATE_LIMIT_WINDOW_MS: String(WINDOW_MS),
             RATE_LIMIT_MAX_WAIT_MS: '6000',
             RATE_LIMIT_REPLICAS: '3',
+            // Teardown stops them with SIGTERM: nothing polls /readyz here, so no drain delay is needed.
+            SHUTDOWN_DRAIN_DELAY_MS: '0',
           }),
         );
       }
@@ -118,11 +121,11 @@ describe.skipIf(!haveRedis || !haveNginx)(
       const lbPort = await freePort();
       let conf = readFileSync(join(REPO, 'docker', 'nginx.conf'), 'utf8');
       let replaced = 0;
-      conf = conf.replace(/server gateway-(\d):8080/g, (_m, n: string) => {
+      conf = conf.replace(/\bgateway-(\d):8080/g, (_m, n: string) => {
         replaced++;
-        return `server 127.0.0.1:${ports[Number(n) - 1]}`;
+        return `127.0.0.1:${ports[Number(n) - 1]}`;
       });
-      expect(replaced).toBe(3);
+      expect(replaced).toBe(6); // each replica: its own server, and the next one's fallback
       expect(conf).toMatch(/^\s*listen 8080;/m);
       conf = conf
         .replace(/^(\s*)listen 8080;/m, `$1listen 127.0.0.1:${lbPort};`)
