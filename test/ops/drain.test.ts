@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
-import { freePort } from '../ratelimit/support.js';
+import { freePort } from '../support/ports.js';
 
 const UPSTREAM_KEY = 'sk-drain-upstream-0123456789';
 const CALLER_KEY = 'gw-drain-caller-0001';
