@@ -133,9 +133,18 @@ export class EmbeddingCache {
     };
   }
 
-  /** Resolves when no Redis write is in flight. */
-  idle(): Promise<void> {
-    return this.redis ? this.redis.idle() : Promise.resolve();
+  /** Resolves when no Redis write is in flight, or after `maxMs` (a shutdown must not wait on a hung Redis). */
+  async idle(maxMs = Number.POSITIVE_INFINITY): Promise<void> {
+    if (!this.redis) return;
+    let timer: NodeJS.Timeout | undefined;
+    const limit =
+      maxMs === Number.POSITIVE_INFINITY
+        ? new Promise<void>(() => {})
+        : new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, maxMs);
+          });
+    await Promise.race([this.redis.idle(), limit]);
+    clearTimeout(timer);
   }
 }
 

@@ -39,8 +39,8 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
   app.decorate('gw', gw);
   app.addHook('onClose', async () => {
     await Promise.all([upstream.close(), tokens.close()]);
-    // Let the cache's last writes land before the connection goes.
-    await gw.cache?.idle();
+    // Let the cache's last writes land before the connection goes (bounded: Redis may be the thing that hangs).
+    await gw.cache?.idle(2_000);
     redis?.disconnect();
   });
 }

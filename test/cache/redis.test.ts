@@ -168,6 +168,10 @@ describe('embedding cache, Redis unavailable', () => {
     const c = new EmbeddingCache(settings('x:', { redisTimeoutMs: 100 }), r);
     expect(await c.getMany(['a', 'b', 'c'])).toEqual([undefined, undefined, undefined]);
     expect(c.stats()).toMatchObject({ redisTimeouts: 1, misses: 3 });
+    // Writes into the void: a bounded idle() still returns (a shutdown must not hang on them).
+    c.setMany([['a', item(1)]]);
+    await c.idle(100);
+    expect(c.redis!.pendingWrites).toBe(1);
     r.disconnect();
     for (const s of sockets) s.destroy();
     await new Promise((res) => hole.close(res));
