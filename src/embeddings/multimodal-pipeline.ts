@@ -34,9 +34,9 @@ export interface MultimodalEmbeddingResult {
 }
 
 /**
- * Looks the items up in the cache, then calls DashScope for the rest and checks the replies. A fused job is one call; a per-item job is split into calls of at most
- * the model's row limit (the native route never needs to: it refuses more), run with bounded concurrency, all or
- * nothing. Throws GatewayError; never returns a partial result.
+ * Looks the items up in the cache, then calls DashScope for the rest and checks the replies. A fused job is one
+ * call; a per-item job is split into calls of at most the model's row limit (the native route never needs to: it
+ * refuses more), run with bounded concurrency, all or nothing. Throws GatewayError; never returns a partial result.
  */
 export async function runMultimodalEmbedding(
   ctx: CallContext,
