@@ -11,6 +11,7 @@ import { accessLogPlugin } from './plugins/access-log.js';
 import { authPlugin } from './plugins/auth.js';
 import { drain } from './plugins/drain.js';
 import { errorHandlerPlugin } from './plugins/error-handler.js';
+import { metricsPlugin } from './plugins/metrics.js';
 import { genRequestId } from './plugins/request-id.js';
 import { servicesPlugin } from './plugins/services.js';
 import { callerLimits } from './ratelimit/caller-limits.js';
@@ -53,6 +54,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // Before auth: the drain counts (and tells to close) every request, refused ones too.
   await app.register(drain);
   await app.register(authPlugin);
+  await app.register(metricsPlugin);
   await app.register(upstreamBudgetHooks, { budget: app.gw.budget, knownModels: app.gw.models.names() });
   await app.register(callerLimits, {
     limits: config.callerLimits,

@@ -20,19 +20,39 @@ const bool = z
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-/** `name:key,name2:key2` → [{name, key}]. Names appear in logs; keys never do. */
+/** A DashScope workspace id (`llm-…`): a plain token, since it goes into an HTTP header as it is. */
+export const WORKSPACE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+/** One gateway key; `workspace` is the DashScope workspace its calls go to (DASHSCOPE_WORKSPACE when absent). */
+export interface GatewayKey {
+  name: string;
+  key: string;
+  workspace?: string;
+}
+
+/**
+ * `name:key,name2:key2:workspace` → [{name, key, workspace?}]. Names appear in logs and metrics; keys never do.
+ * A key therefore cannot contain ':' (the third part is the workspace); keys without one parse as before.
+ */
 const gatewayKeys = z.string().transform((raw, ctx) => {
-  const keys: { name: string; key: string }[] = [];
+  const keys: GatewayKey[] = [];
   for (const part of raw.split(',')) {
     const item = part.trim();
     if (item === '') continue;
-    const colon = item.indexOf(':');
-    const name = colon > 0 ? item.slice(0, colon).trim() : '';
-    const key = colon > 0 ? item.slice(colon + 1).trim() : '';
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name) || key.length < 8) {
+    const fields = item.split(':').map((f) => f.trim());
+    const [name = '', key = '', workspace] = fields;
+    const entry = keys.length + 1;
+    if (fields.length > 3 || !/^[A-Za-z0-9._-]{1,64}$/.test(name) || key.length < 8) {
       ctx.addIssue({
         code: 'custom',
-        message: `each entry must be name:key with a name of [A-Za-z0-9._-] and a key of at least 8 characters (entry ${keys.length + 1} is not)`,
+        message: `each entry must be name:key or name:key:workspace with a name of [A-Za-z0-9._-] and a key of at least 8 characters without ':' (entry ${entry} is not)`,
+      });
+      return z.NEVER;
+    }
+    if (workspace !== undefined && !WORKSPACE_PATTERN.test(workspace)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `entry ${entry} ("${name}"): the workspace must be a DashScope workspace id such as llm-xxxx (letters, digits, '-' and '_', at most 128)`,
       });
       return z.NEVER;
     }
@@ -40,7 +60,7 @@ const gatewayKeys = z.string().transform((raw, ctx) => {
       ctx.addIssue({ code: 'custom', message: `key name "${name}" is used twice` });
       return z.NEVER;
     }
-    keys.push({ name, key });
+    keys.push(workspace === undefined ? { name, key } : { name, key, workspace });
   }
   return keys;
 });
@@ -81,6 +101,9 @@ const EnvSchema = z.object({
     .transform((u) => u.replace(/\/+$/, '')),
   GATEWAY_API_KEYS: gatewayKeys.default([]),
   GATEWAY_ALLOW_ANONYMOUS: bool.default(false),
+  // Prometheus metrics on a listener of their own; none unless METRICS_PORT is set (0 = any free port, for tests).
+  METRICS_PORT: int(0, 65535).optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   BODY_LIMIT_BYTES: int(1024, 512 * 1024 * 1024).default(32 * 1024 * 1024),
   UPSTREAM_CONNECT_TIMEOUT_MS: int(1, 600_000).default(5_000),
   UPSTREAM_HEADERS_TIMEOUT_MS: int(1, 600_000).default(60_000),
@@ -126,6 +149,8 @@ const EnvSchema = z.object({
   // Graceful stop (src/server.ts): how long /readyz says "closing" while still serving, and the hard limit.
   SHUTDOWN_DRAIN_DELAY_MS: int(0, 600_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: int(1_000, 3_600_000).default(25_000),
+  // Signs task handles (src/tasks/handles.ts); derived from the DashScope key when unset. Never logged.
+  TASK_HANDLE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -146,8 +171,13 @@ export interface Config {
     retryBaseMs: number;
     splitConcurrency: number;
   };
-  gatewayKeys: { name: string; key: string }[];
+  gatewayKeys: GatewayKey[];
   allowAnonymous: boolean;
+  /**
+   * GET /metrics on its own listener, off when `port` is undefined. Loopback by default: the port the load balancer
+   * forwards to never serves it, and exposing it elsewhere is an explicit METRICS_HOST choice.
+   */
+  metrics: { port: number | undefined; host: string };
   bodyLimit: number;
   rowLimits: Map<string, number>;
   maxInputsPerRequest: number;
@@ -163,6 +193,8 @@ export interface Config {
   tokenizer: { workers: number; maxBytesPerRequest: number; timeoutMs: number };
   /** After SIGTERM/SIGINT: serve on (readiness 503) for drainDelayMs, cut what is left at timeoutMs. */
   shutdown: { drainDelayMs: number; timeoutMs: number };
+  /** Overrides the task-handle secret derived from the upstream key (src/tasks/handles.ts). */
+  taskHandleSecret: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -228,6 +260,9 @@ export function loadConfig(
         `SHUTDOWN_DRAIN_DELAY_MS (${e.SHUTDOWN_DRAIN_DELAY_MS}) must be smaller than SHUTDOWN_TIMEOUT_MS (${e.SHUTDOWN_TIMEOUT_MS}): both count from the signal`,
       );
     }
+    if (e.METRICS_PORT !== undefined && e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
+      problems.push(`METRICS_PORT must differ from PORT (${e.PORT}): /metrics has a listener of its own`);
+    }
     if (e.RATE_LIMIT_MARGIN_MS >= e.RATE_LIMIT_WINDOW_MS) {
       problems.push('RATE_LIMIT_MARGIN_MS must be smaller than RATE_LIMIT_WINDOW_MS');
     }
@@ -263,6 +298,7 @@ export function loadConfig(
     },
     gatewayKeys: e.GATEWAY_API_KEYS,
     allowAnonymous: e.GATEWAY_ALLOW_ANONYMOUS,
+    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST },
     bodyLimit: e.BODY_LIMIT_BYTES,
     rowLimits: e.MODEL_ROW_LIMITS,
     maxInputsPerRequest: e.MAX_INPUTS_PER_REQUEST,
@@ -294,5 +330,6 @@ export function loadConfig(
       timeoutMs: e.TOKENIZER_TIMEOUT_MS,
     },
     shutdown: { drainDelayMs: e.SHUTDOWN_DRAIN_DELAY_MS, timeoutMs: e.SHUTDOWN_TIMEOUT_MS },
+    taskHandleSecret: e.TASK_HANDLE_SECRET,
   };
 }

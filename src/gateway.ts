@@ -6,9 +6,10 @@
 import type { Redis } from 'ioredis';
 import type { EmbeddingCache } from './cache/cache.js';
 import type { Config } from './config.js';
+import type { GatewayMetrics } from './metrics/index.js';
 import type { ModelTable } from './models/index.js';
 import type { UpstreamBudget } from './ratelimit/budget.js';
-import type { TaskOwnerStore } from './tasks/index.js';
+import type { TaskHandles, TaskOwnerStore } from './tasks/index.js';
 import type { TokenChecker } from './tokens/index.js';
 import type { Upstream, UpstreamTrace } from './upstream/client.js';
 
@@ -19,11 +20,15 @@ export interface RequestContext {
   inputs: number | undefined;
   upstream: UpstreamTrace[];
   error: string | undefined;
+  /** Tokens DashScope billed for this request (its usage), once the handler knows them: per-caller accounting. */
+  tokens: number | undefined;
 }
 
-/** A caller admitted by a gateway key; only the key's name is kept. */
+/** A caller admitted by a gateway key; only the key's name (and its DashScope workspace, if any) is kept. */
 export interface Caller {
   name: string;
+  /** The DashScope workspace this caller's calls go to; DASHSCOPE_WORKSPACE when undefined. */
+  workspace?: string;
 }
 
 export interface Gateway {
@@ -38,8 +43,12 @@ export interface Gateway {
   tasks: TaskOwnerStore;
   /** Embeddings already paid for (memory, plus Redis when configured); undefined when EMBEDDING_CACHE=off. */
   cache: EmbeddingCache | undefined;
+  /** Signs and verifies the task handles callers get in place of DashScope's task ids. */
+  taskHandles: TaskHandles;
   /** Token-limit checks; exact counts run in worker threads, started on first need and ended on app close. */
   tokens: TokenChecker;
+  /** Prometheus metrics of this app instance (its own registry); served on METRICS_PORT when set. */
+  metrics: GatewayMetrics;
 }
 
 export const emptyRequestContext = (): RequestContext => ({
@@ -48,6 +57,7 @@ export const emptyRequestContext = (): RequestContext => ({
   inputs: undefined,
   upstream: [],
   error: undefined,
+  tokens: undefined,
 });
 
 declare module 'fastify' {

@@ -5,6 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dialect } from '../errors.js';
 import { callContext } from '../http/call-context.js';
+import { conversationTokens } from '../metrics/usage.js';
 import type { UpstreamResponse } from '../upstream/client.js';
 import { badUpstreamReply } from '../upstream/errors.js';
 import { relayUpstreamStream } from './sse-relay.js';
@@ -20,17 +21,17 @@ export interface ConversationCall {
 
 /**
  * A 2xx upstream body that should be JSON but is not is a bad gateway, not something to hand on. Returns the
- * content type to answer with: DashScope may still answer an unasked-for stream in SSE, passed on as it is.
+ * content type to answer with (and the parsed body, for usage accounting): DashScope may still answer an
+ * unasked-for stream in SSE, passed on as it is.
  */
-export function checkJsonBody(res: UpstreamResponse): string {
+export function checkJsonBody(res: UpstreamResponse): { type: string; json?: unknown } {
   const type = String(res.headers['content-type'] ?? '');
-  if (/^text\/event-stream/i.test(type)) return type;
+  if (/^text\/event-stream/i.test(type)) return { type };
   try {
-    JSON.parse(res.body.toString('utf8'));
+    return { type: 'application/json', json: JSON.parse(res.body.toString('utf8')) };
   } catch (err) {
     throw badUpstreamReply(`HTTP ${res.status} with a body that is not JSON`, res.requestId, err);
   }
-  return 'application/json';
 }
 
 export async function forwardConversation(
@@ -55,5 +56,8 @@ export async function forwardConversation(
   }
   const res = await ctx.upstream.call(base);
   if (res.requestId) reply.header('x-dashscope-request-id', res.requestId);
-  return reply.code(res.status).type(checkJsonBody(res)).send(ctx.upstream.scrub(res.body));
+  const checked = checkJsonBody(res);
+  // Parsed anyway for the check, so the billed usage comes at no extra cost (streams are not counted).
+  request.ctx.tokens = conversationTokens(checked.json);
+  return reply.code(res.status).type(checked.type).send(ctx.upstream.scrub(res.body));
 }

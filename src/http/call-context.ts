@@ -1,22 +1,26 @@
 /**
- * What an upstream pipeline needs from the request it serves: the DashScope client, the request id it forwards, a
+ * What an upstream pipeline needs from the request it serves: the DashScope client (bound to the caller's
+ * workspace), the caller's key name, the request id it forwards, a
  * signal that aborts upstream work when the caller leaves, and where to record each attempt for the access log.
  * Below the routes: routes and domain modules import it; it imports only types and the services on `request.server`.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EmbeddingCache } from '../cache/cache.js';
-import type { Upstream, UpstreamTrace } from '../upstream/client.js';
+import type { UpstreamCalls, UpstreamTrace } from '../upstream/client.js';
 import '../gateway.js';
 
 export interface CallContext {
-  upstream: Upstream;
+  /** The DashScope client as this caller sees it: its calls go to `workspace`. */
+  upstream: UpstreamCalls;
+  /** The gateway key's name ('anonymous' without one). */
+  caller: string;
+  /** The caller's own DashScope workspace; undefined → DASHSCOPE_WORKSPACE (decided in the client). */
+  workspace: string | undefined;
   requestId: string;
   signal: AbortSignal;
   trace: UpstreamTrace[];
   /** Upstream calls one split request may have in flight at once. */
   concurrency: number;
-  /** The gateway key name (`anonymous` without one). */
-  caller?: string | undefined;
   /** Embeddings already paid for; undefined when EMBEDDING_CACHE=off (src/cache/lookup.ts). */
   cache?: EmbeddingCache | undefined;
 }
@@ -38,13 +42,15 @@ export function callerSignal(request: FastifyRequest, reply: FastifyReply): Abor
 
 export function callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
   const { config, upstream, cache } = request.server.gw;
+  const workspace = request.caller?.workspace;
   return {
-    upstream,
+    upstream: upstream.forCaller(workspace),
+    caller: request.caller?.name ?? 'anonymous',
+    workspace,
     requestId: request.id,
     signal: callerSignal(request, reply),
     trace: request.ctx.upstream,
     concurrency: config.upstream.splitConcurrency,
-    caller: request.caller?.name ?? 'anonymous',
     cache,
   };
 }

@@ -1,12 +1,14 @@
 /**
  * Caller authentication with gateway keys (`Authorization: Bearer <key>` or `x-api-key`).
  * Keys are compared as SHA-256 digests with timingSafeEqual, against every configured key without an early
- * exit, so the time taken says nothing about how close a guess was. Only the key's *name* leaves this module.
+ * exit, so the time taken says nothing about how close a guess was. Only the key's *name* (and the DashScope
+ * workspace configured with it) leaves this module.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import type { GatewayKey } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { Caller } from '../gateway.js';
 
@@ -15,13 +17,16 @@ export type { Caller } from '../gateway.js';
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 export class KeyRing {
-  private readonly entries: { name: string; digest: Buffer }[];
+  private readonly entries: { caller: Caller; digest: Buffer }[];
 
   constructor(
-    keys: { name: string; key: string }[],
+    keys: GatewayKey[],
     readonly anonymous: boolean,
   ) {
-    this.entries = keys.map((k) => ({ name: k.name, digest: digest(k.key) }));
+    this.entries = keys.map((k) => ({
+      caller: k.workspace === undefined ? { name: k.name } : { name: k.name, workspace: k.workspace },
+      digest: digest(k.key),
+    }));
   }
 
   /** The presented key from the headers, if any. */
@@ -45,11 +50,11 @@ export class KeyRing {
       return this.anonymous && !credential ? { name: 'anonymous' } : undefined;
     }
     const d = digest(key);
-    let found: string | undefined;
+    let found: Caller | undefined;
     for (const e of this.entries) {
-      if (timingSafeEqual(d, e.digest) && found === undefined) found = e.name;
+      if (timingSafeEqual(d, e.digest) && found === undefined) found = e.caller;
     }
-    if (found !== undefined) return { name: found };
+    if (found !== undefined) return found;
     // With anonymous access on, a wrong key is still refused: a typo should not silently become anonymous.
     return undefined;
   }

@@ -1,17 +1,18 @@
 /**
  * The gateway's services, built once per app and shared by every route through `app.gw`: the model table, Redis
- * (when configured), the upstream budget, the DashScope client and the task-owner store. Closed in reverse order
- * when the app closes.
+ * (when configured), the metrics registry, the upstream budget, the DashScope client and the task-owner store.
+ * Closed in reverse order when the app closes.
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { createEmbeddingCache } from '../cache/cache.js';
 import type { Config } from '../config.js';
 import type { Gateway } from '../gateway.js';
+import { GatewayMetrics } from '../metrics/index.js';
 import { buildModelTable } from '../models/index.js';
 import { UpstreamBudget } from '../ratelimit/budget.js';
 import { createRedis } from '../redis.js';
-import { createTaskOwnerStore } from '../tasks/index.js';
+import { createTaskOwnerStore, TaskHandles } from '../tasks/index.js';
 import { createTokenChecker } from '../tokens/index.js';
 import { Upstream } from '../upstream/client.js';
 
@@ -20,8 +21,11 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
   const redis = config.redisUrl ? await createRedis(config.redisUrl) : undefined;
   // A Redis outage must not crash the process: features fall back and log (ioredis emits 'error' on every failed reconnect).
   redis?.on('error', () => {});
-  const budget = new UpstreamBudget(config.upstreamBudget, redis, app.log);
-  const upstream = new Upstream(config.upstream, budget);
+  // Built first so the budget and the client can report to it; the queue gauge reads the budget at scrape time.
+  let budget: UpstreamBudget | undefined;
+  const metrics = new GatewayMetrics(() => budget?.status().queued ?? 0, config.metrics.port !== undefined);
+  budget = new UpstreamBudget(config.upstreamBudget, redis, app.log, (e) => metrics.recordBudget(e));
+  const upstream = new Upstream(config.upstream, budget, metrics.upstreamObserver);
   const tokens = createTokenChecker(config.tokenizer);
   const gw: Gateway = {
     config,
@@ -30,11 +34,13 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
     redis,
     budget,
     tasks: createTaskOwnerStore(redis),
+    taskHandles: new TaskHandles(config.upstream.apiKey, config.taskHandleSecret),
     tokens,
     cache: createEmbeddingCache(config.embeddingCache, redis, {
       warn: (msg) => app.log.warn(msg),
       info: (msg) => app.log.info(msg),
     }),
+    metrics,
   };
   app.decorate('gw', gw);
   app.addHook('onClose', async () => {

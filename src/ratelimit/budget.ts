@@ -25,6 +25,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors.js';
+import type { BudgetEvent } from '../metrics/index.js';
 import type { UpstreamGate, UpstreamRequest } from '../upstream/client.js';
 import { parseRetryAfter } from '../upstream/errors.js';
 import { type BudgetScope, budgetScope } from './context.js';
@@ -134,6 +135,8 @@ export class UpstreamBudget implements UpstreamGate {
     private readonly cfg: UpstreamBudgetSettings,
     private readonly redis: Redis | undefined,
     private readonly log: BudgetLogger,
+    /** Metrics hook: every admission (with its wait) and every refusal, by reason. */
+    private readonly onEvent: (e: BudgetEvent) => void = () => {},
   ) {
     this.spanMs = cfg.windowMs + cfg.marginMs;
     // A moved entry must reach Redis well before its original time leaves the window.
@@ -213,6 +216,12 @@ export class UpstreamBudget implements UpstreamGate {
   // ---- the gate ----
 
   async acquire(req: UpstreamRequest): Promise<void> {
+    const started = Date.now();
+    await this.acquireUnit(req);
+    this.onEvent({ kind: 'admitted', waitMs: Date.now() - started });
+  }
+
+  private async acquireUnit(req: UpstreamRequest): Promise<void> {
     if (this.mode === 'off') return;
     const b = this.bucketFor(req.model);
     if (!b) return;
@@ -244,6 +253,7 @@ export class UpstreamBudget implements UpstreamGate {
       this.inflight.delete(req);
       this.restamp(a, Date.now());
     }
+    if (status === 429) this.onEvent({ kind: 'refused', reason: 'upstream_429' });
     if (status !== 429 || this.mode === 'off') return;
     const b = this.bucketFor(req.model);
     if (!b) return;
@@ -275,6 +285,7 @@ export class UpstreamBudget implements UpstreamGate {
       for (const [key, w] of b.queue.items()) {
         b.queue.remove(key, w);
         w.done();
+        this.onEvent({ kind: 'refused', reason: 'shutdown' });
         w.reject(shuttingDown());
       }
       b.wake?.();
@@ -359,7 +370,10 @@ export class UpstreamBudget implements UpstreamGate {
   // ---- waiting ----
 
   private enqueue(b: Bucket, req: UpstreamRequest, scope: BudgetScope | undefined): Promise<void> {
-    if (this.closed) return Promise.reject(shuttingDown());
+    if (this.closed) {
+      this.onEvent({ kind: 'refused', reason: 'shutdown' });
+      return Promise.reject(shuttingDown());
+    }
     const deadline = Date.now() + this.cfg.maxWaitMs;
     if (b.queue.full) return Promise.reject(this.refusal(b, scope, 'full'));
     if (b.nextFreeAt > deadline) return Promise.reject(this.refusal(b, scope, 'late'));
@@ -456,6 +470,8 @@ export class UpstreamBudget implements UpstreamGate {
   }
 
   private refusal(b: Bucket, scope: BudgetScope | undefined, why: 'full' | 'late'): GatewayError {
+    // Every refusal is built here and thrown or rejected by the caller: one place to count them.
+    this.onEvent({ kind: 'refused', reason: why });
     const untilFree = Math.max(0, b.nextFreeAt - Date.now());
     const limit = this.limitNow(b);
     // A full queue needs about queue / limit windows to drain; a late call at least until the next unit.

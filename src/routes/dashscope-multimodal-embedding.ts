@@ -21,6 +21,7 @@ export async function dashscopeMultimodalEmbeddingRoutes(app: FastifyInstance): 
     const job = await nativeToMultimodalJob(req, model, config.maxInputsPerRequest);
     const result = await runMultimodalEmbedding(callContext(request, reply), job);
     reply.headers(xCacheHeaders(result.cache));
+    request.ctx.tokens = result.tokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     // DashScope's body when one call served everything (more items than one call takes are refused above), else
     // a body built from the vectors the cache and the upstream call gave.

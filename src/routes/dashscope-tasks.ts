@@ -1,13 +1,14 @@
 /**
  * The task API (docs/dashscope-contract.md §1.2, §2.6, §3.4): `GET /api/v1/tasks/{id}`, `POST
  * /api/v1/tasks/{id}/cancel` and `GET /api/v1/tasks`, forwarded for the tasks the caller submitted (submission is
- * on the text-embedding path: src/tasks/submit.ts). Ownership rules: src/tasks/ownership.ts.
+ * on the text-embedding path: src/tasks/submit.ts). Ownership rules: src/tasks/ownership.ts. Callers name tasks by
+ * their signed handles (src/tasks/handles.ts); DashScope is always called with its own task id.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { invalidInput } from '../errors.js';
 import { callContext } from '../http/call-context.js';
-import { ownersOf, requireOwned, sendUpstream, taskIdParam } from '../tasks/ownership.js';
+import { ownedTaskId, ownerName, ownersOf, sendTaskReply, taskIdParam } from '../tasks/ownership.js';
 import { taskCancelPath, taskListPath, taskPath } from '../upstream/paths.js';
 
 /** Task states DashScope reports (docs/dashscope-contract.md §3.4); `status=` filters on them. */
@@ -42,7 +43,13 @@ function checkListQuery(q: URLSearchParams): void {
 }
 
 export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
-  const { upstream } = app.gw;
+  const { upstream, taskHandles } = app.gw;
+  // Only the task the caller proved to own is shown as a handle: a reply naming any other id (which DashScope
+  // should never send) must not hand out a valid handle for it.
+  const handleFor =
+    (request: FastifyRequest, owned: string) =>
+    (taskId: string): string =>
+      taskId === owned ? taskHandles.issue(owned, ownerName(request)) : taskId;
 
   // The task routes take no body, but the DashScope SDKs send `Content-Type: application/json` with an empty
   // body on cancel; Fastify's default parser would refuse that. Scoped to this plugin only.
@@ -52,10 +59,9 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
   });
 
   app.get('/api/v1/tasks/:id', async (request, reply) => {
-    const id = taskIdParam(request);
-    await requireOwned(request, id);
+    const id = await ownedTaskId(request, taskIdParam(request));
     const ctx = callContext(request, reply);
-    const res = await upstream.call({
+    const res = await ctx.upstream.call({
       method: 'GET',
       path: taskPath(id),
       requestId: ctx.requestId,
@@ -63,16 +69,15 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
       trace: ctx.trace,
       idempotent: true,
     });
-    return sendUpstream(reply, res, upstream);
+    return sendTaskReply(reply, res, upstream, handleFor(request, id));
   });
 
   app.post('/api/v1/tasks/:id/cancel', async (request, reply) => {
-    const id = taskIdParam(request);
-    await requireOwned(request, id);
+    const id = await ownedTaskId(request, taskIdParam(request));
     const ctx = callContext(request, reply);
     // Not retried: if a first cancel went through but its reply was lost, a retry would report a
     // misleading "not PENDING any more" error.
-    const res = await upstream.call({
+    const res = await ctx.upstream.call({
       method: 'POST',
       path: taskCancelPath(id),
       requestId: ctx.requestId,
@@ -80,7 +85,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
       trace: ctx.trace,
       idempotent: false,
     });
-    return sendUpstream(reply, res, upstream);
+    return sendTaskReply(reply, res, upstream, handleFor(request, id));
   });
 
   app.get('/api/v1/tasks', async (request, reply) => {
@@ -89,7 +94,7 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
     if (query.length > 2048) throw invalidInput('query', 'is longer than 2048 characters');
     checkListQuery(new URLSearchParams(query));
     const ctx = callContext(request, reply);
-    const { res, data: list } = await upstream.json(
+    const { res, data: list } = await ctx.upstream.json(
       {
         method: 'GET',
         path: taskListPath(query),
@@ -109,7 +114,10 @@ export async function dashscopeTaskRoutes(app: FastifyInstance): Promise<void> {
             data.map((t) => t.task_id),
           )
         : [];
-    const mine = data.filter((_, i) => owners[i] !== undefined && owners[i] === request.caller?.name);
+    const caller = ownerName(request);
+    const mine = data
+      .filter((_, i) => owners[i] !== undefined && owners[i] === request.caller?.name)
+      .map((t) => ({ ...t, task_id: taskHandles.issue(t.task_id, caller) }));
     // `total` becomes the caller's count on this page: DashScope pages over the whole account, and the
     // gateway cannot count the caller's tasks on pages it has not fetched (README "Async batch embedding").
     const out = { ...list, data: mine, total: mine.length };

@@ -24,6 +24,7 @@ export async function dashscopeTextEmbeddingRoutes(app: FastifyInstance): Promis
     request.ctx.inputs = job.texts.length;
     const result = await runTextEmbedding(callContext(request, reply), job);
     reply.headers(xCacheHeaders(result.cache));
+    request.ctx.tokens = result.totalTokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return reply.type('application/json').send(textResultToNative(result, request.id));
   });

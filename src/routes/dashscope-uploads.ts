@@ -32,7 +32,7 @@ export async function dashscopeUploadRoutes(app: FastifyInstance): Promise<void>
     const q = parseBody(PolicyQuery, { ...(request.query as Record<string, unknown>) });
     request.ctx.model = q.model;
     const ctx = callContext(request, reply);
-    const { res } = await upstream.json(
+    const { res } = await ctx.upstream.json(
       {
         method: 'GET',
         path: uploadPolicyPath(q.model),

@@ -31,6 +31,7 @@ const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }
     const job = await openAIToTextJob(req, model, request.server.gw.tokens);
     const result = await runTextEmbedding(callContext(request, reply), job);
     reply.headers(xCacheHeaders(result.cache));
+    request.ctx.tokens = result.totalTokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return textResultToOpenAI(req, result);
   },
@@ -39,6 +40,7 @@ const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }
     const job = await openAIToMultimodalJob(req, request.body, model);
     const result = await runMultimodalEmbedding(callContext(request, reply), job);
     reply.headers(xCacheHeaders(result.cache));
+    request.ctx.tokens = result.tokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return multimodalResultToOpenAI(req, result);
   },

@@ -4,6 +4,7 @@ import { MemoryTaskOwnerStore } from './memory-store.js';
 import type { TaskOwnerStore } from './owner-store.js';
 import { RedisTaskOwnerStore } from './redis-store.js';
 
+export { type OpenedHandle, TAG_HEX_CHARS, TaskHandles } from './handles.js';
 export { MemoryTaskOwnerStore } from './memory-store.js';
 export type { Owner, RecordResult, TaskOwnerStore } from './owner-store.js';
 export { OWNER_TTL_SEC, TaskStoreUnavailable } from './owner-store.js';

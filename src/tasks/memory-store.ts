@@ -49,6 +49,16 @@ export class MemoryTaskOwnerStore implements TaskOwnerStore {
     return e.owner;
   }
 
+  /** The live entries with their remaining lifetime, oldest first: what a replica writes back to an empty Redis. */
+  live(): { taskId: string; owner: Owner; ttlMs: number }[] {
+    const now = this.now();
+    const out: { taskId: string; owner: Owner; ttlMs: number }[] = [];
+    for (const [taskId, e] of this.entries) {
+      if (e.expiresAt > now) out.push({ taskId, owner: e.owner, ttlMs: e.expiresAt - now });
+    }
+    return out;
+  }
+
   async record(taskId: string, owner: Owner): Promise<RecordResult> {
     this.put(taskId, owner);
     return { shared: false };

@@ -1,10 +1,12 @@
 /**
  * Task ownership as the task routes apply it. Every task runs under the gateway's one DashScope key, so DashScope
- * cannot tell callers apart: the gateway records which gateway key submitted each task (./owner-store.ts) and
- * answers 404 for any task the caller did not submit, whether it exists or not, so task ids cannot be probed. The
- * list is filtered the same way.
+ * cannot tell callers apart. Callers get signed handles (./handles.ts) in place of DashScope's task ids, so a poll
+ * or cancel proves its owner without any lookup; ids without a tag (issued before handles) fall back to the owner
+ * store (./owner-store.ts), which also filters the list. Any task the caller did not submit is a 404, whether it
+ * exists or not, so task ids cannot be probed.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { GatewayError, invalidInput } from '../errors.js';
 import type { Upstream, UpstreamResponse } from '../upstream/client.js';
 import { TaskStoreUnavailable } from './owner-store.js';
@@ -42,12 +44,51 @@ export async function ownersOf(
   }
 }
 
-/** 404 unless the caller submitted the task: the same answer for "no such task" and "not yours". */
-export async function requireOwned(request: FastifyRequest, id: string): Promise<void> {
-  const [owner] = await ownersOf(request, [id]);
-  if (owner === undefined || owner !== request.caller?.name) {
-    throw new GatewayError('NOT_FOUND', `task ${id} not found`, { param: 'task_id' });
+/** The task owner name a request acts as (the owner recorded at submission). */
+export const ownerName = (request: FastifyRequest): string => request.caller?.name ?? 'anonymous';
+
+/**
+ * DashScope's task id behind `id` (a handle or an unsigned id from the path), or a 404 unless the caller
+ * submitted the task: the same answer for "no such task", "not yours" and "forged tag".
+ */
+export async function ownedTaskId(request: FastifyRequest, id: string): Promise<string> {
+  const notFound = (): GatewayError =>
+    new GatewayError('NOT_FOUND', `task ${id} not found`, { param: 'task_id' });
+  const caller = request.caller?.name;
+  if (caller === undefined) throw notFound();
+  const opened = request.server.gw.taskHandles.open(id, caller);
+  if (opened.kind === 'verified') return opened.taskId;
+  if (opened.kind === 'forged') throw notFound();
+  const [owner] = await ownersOf(request, [opened.taskId]);
+  if (owner === undefined || owner !== caller) throw notFound();
+  return opened.taskId;
+}
+
+const TaskReply = z.looseObject({ output: z.looseObject({ task_id: z.string() }) });
+
+/**
+ * Pass a 2xx task reply (submit, get, cancel) through with `output.task_id` shown as the caller's handle, so
+ * clients that poll with what they were given keep working. A body that is not a task reply goes through as is.
+ */
+export function sendTaskReply(
+  reply: FastifyReply,
+  res: UpstreamResponse,
+  upstream: Upstream,
+  handle: (taskId: string) => string,
+): FastifyReply {
+  let body = res.body;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(res.body.toString('utf8'));
+  } catch {
+    parsed = undefined;
   }
+  const task = TaskReply.safeParse(parsed);
+  if (task.success) {
+    const out = { ...task.data, output: { ...task.data.output, task_id: handle(task.data.output.task_id) } };
+    body = Buffer.from(JSON.stringify(out));
+  }
+  return sendUpstream(reply, { ...res, body }, upstream);
 }
 
 /** Pass a 2xx DashScope reply through (scrubbed of the upstream key), with DashScope's request id. */

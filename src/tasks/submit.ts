@@ -1,7 +1,8 @@
 /**
  * Async batch text-embedding submission (docs/dashscope-contract.md §1.2, §2.2, §3.4): it shares the sync
  * text-embedding path, and `X-DashScope-Async: enable` (the header's *value*: some clients send `disable`) selects
- * it. The caller's gateway key is recorded as the task's owner (./owner-store.ts).
+ * it. The caller gets a signed handle in place of DashScope's task id (./handles.ts); the owner is also recorded
+ * (./owner-store.ts) for the task list.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -11,7 +12,7 @@ import { callContext } from '../http/call-context.js';
 import { classifyMedia } from '../media/url-policy.js';
 import { TEXT_EMBEDDING_PATH } from '../upstream/paths.js';
 import { parseBody } from '../validation.js';
-import { sendUpstream, TASK_ID } from './ownership.js';
+import { ownerName, sendTaskReply, TASK_ID } from './ownership.js';
 
 const ASYNC_HEADER = 'x-dashscope-async';
 
@@ -57,13 +58,14 @@ const SubmitReply = z.looseObject({
 
 /**
  * POST text-embedding with `X-DashScope-Async: enable`: validate, submit once (not idempotent: a retry could
- * create a second task), record the caller as the task's owner, pass DashScope's reply through.
+ * create a second task), record the caller as the task's owner, pass DashScope's reply through with the task id
+ * shown as the caller's handle.
  */
 export async function submitTextEmbeddingTask(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const { models, upstream, tasks } = request.server.gw;
+  const { models, upstream, tasks, taskHandles } = request.server.gw;
   const { model: modelName } = parseBody(ModelOnly, request.body);
   request.ctx.model = modelName;
   const model = models.get(modelName);
@@ -103,7 +105,7 @@ export async function submitTextEmbeddingTask(
   const ctx = callContext(request, reply);
   // No caller abort signal: once sent, the task may exist upstream, and recording its owner lets the caller
   // still find it in the task list after a dropped connection.
-  const { res, data } = await upstream.json(
+  const { res, data } = await ctx.upstream.json(
     {
       method: 'POST',
       path: TEXT_EMBEDDING_PATH,
@@ -118,7 +120,7 @@ export async function submitTextEmbeddingTask(
     'a usable output.task_id in the task-creation reply',
   );
   const taskId = data.output.task_id;
-  const owner = request.caller?.name ?? 'anonymous';
+  const owner = ownerName(request);
   const recorded = await tasks.record(taskId, owner);
   if (!recorded.shared && request.server.gw.redis) {
     request.log.warn(
@@ -126,5 +128,5 @@ export async function submitTextEmbeddingTask(
       'task owner could not be written to Redis: only this replica will recognise the task',
     );
   }
-  return sendUpstream(reply, res, upstream);
+  return sendTaskReply(reply, res, upstream, (id) => taskHandles.issue(id, owner));
 }

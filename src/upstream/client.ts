@@ -1,9 +1,10 @@
 /**
  * The one way the gateway talks to DashScope (the DashScope seam): one keep-alive undici Pool to the upstream origin.
- * Every call gets the upstream key, the workspace header (when configured) and the request id injected here, so no
- * route can forget them and no caller header (Authorization above all) can leak through. Replies that are not what
- * the call expects are mapped to the caller-facing error here too (./errors.ts), so the key never leaves this module:
- * routes get either a usable reply or a GatewayError. Paths live in ./paths.ts.
+ * Every call gets the upstream key, the workspace header (the caller's own workspace, else DASHSCOPE_WORKSPACE) and
+ * the request id injected here, so no route can forget them and no caller header (Authorization, a workspace of the
+ * caller's choosing) can leak through. Replies that are not what the call expects are mapped to the caller-facing
+ * error here too (./errors.ts), so the key never leaves this module: routes get either a usable reply or a
+ * GatewayError. Paths live in ./paths.ts.
  * Transport failures map through TRANSPORT_FAILURES; upstream HTTP statuses through ./errors.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -50,7 +51,24 @@ export interface UpstreamRequest {
    * status is turned into the mapped GatewayError before call() returns.
    */
   expect?: number;
+  /** The calling key's DashScope workspace; DASHSCOPE_WORKSPACE (if any) when absent. */
+  workspace?: string;
 }
+
+/**
+ * Sees every attempt that reached the wire once its trace entry is complete (status: HTTP status or transport error
+ * code; ms: to the end of the body, or to the headers for streams). Metrics plug in here, so this module needs no
+ * metrics library. Attempts the gate refused never went out and are not reported.
+ */
+export interface UpstreamObserver {
+  attempt(model: string | undefined, entry: Readonly<UpstreamTrace>): void;
+}
+
+/** What a request's handlers use: the client with the calling key's defaults (its workspace) filled in. */
+export type UpstreamCalls = Pick<Upstream, 'call' | 'json' | 'stream' | 'scrub'>;
+
+/** Headers the client sets itself; the same names in `req.headers`, in any case, are dropped. */
+const RESERVED_HEADERS = new Set(['authorization', 'x-dashscope-workspace', 'x-request-id']);
 
 /**
  * Admission control for upstream calls (the shared upstream budget plugs in here). `acquire` runs before
@@ -86,11 +104,11 @@ export class Upstream {
   constructor(
     private readonly cfg: Config['upstream'],
     readonly gate: UpstreamGate = OPEN_GATE,
+    private readonly observer?: UpstreamObserver,
   ) {
     const url = new URL(cfg.baseUrl);
     this.prefix = url.pathname.replace(/\/+$/, '');
     this.authHeaders = { authorization: `Bearer ${cfg.apiKey}` };
-    if (cfg.workspace) this.authHeaders['x-dashscope-workspace'] = cfg.workspace;
     this.pool = new Pool(url.origin, {
       connections: cfg.connections,
       connect: { timeout: cfg.connectTimeoutMs },
@@ -98,6 +116,22 @@ export class Upstream {
       bodyTimeout: cfg.bodyTimeoutMs,
       keepAliveTimeout: 30_000,
     });
+  }
+
+  /**
+   * This client as one caller sees it: every request without a `workspace` gets the caller's (none: the
+   * DASHSCOPE_WORKSPACE default). A view, not a copy: pool, gate and observer are shared.
+   */
+  forCaller(workspace: string | undefined): UpstreamCalls {
+    if (workspace === undefined) return this;
+    const fill = (req: UpstreamRequest): UpstreamRequest =>
+      req.workspace !== undefined ? req : { ...req, workspace };
+    return {
+      call: (req) => this.call(fill(req)),
+      json: (req, schema, what) => this.json(fill(req), schema, what),
+      stream: (req) => this.stream(fill(req)),
+      scrub: (body) => this.scrub(body),
+    };
   }
 
   /**
@@ -166,13 +200,15 @@ export class Upstream {
 
   /** Sends one attempt and returns as soon as the status and headers are in (body not read). */
   private async dispatch(req: UpstreamRequest, entry: UpstreamTrace): Promise<Dispatcher.ResponseData> {
-    await this.gate.acquire(req);
-    const headers: Record<string, string> = {
-      ...req.headers,
-      ...this.authHeaders,
-      'x-request-id': req.requestId,
-      accept: req.accept ?? 'application/json',
-    };
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers ?? {})) {
+      if (!RESERVED_HEADERS.has(name.toLowerCase())) headers[name] = value;
+    }
+    Object.assign(headers, this.authHeaders);
+    headers['x-request-id'] = req.requestId;
+    headers.accept = req.accept ?? 'application/json';
+    const workspace = req.workspace ?? this.cfg.workspace;
+    if (workspace) headers['x-dashscope-workspace'] = workspace;
     if (req.body !== undefined) headers['content-type'] = 'application/json';
     req.trace?.push(entry);
     const started = performance.now();
@@ -204,16 +240,21 @@ export class Upstream {
       requestId: undefined,
       ms: 0,
     };
-    const res = await this.dispatch(req, entry);
-    const started = performance.now();
+    await this.gate.acquire(req);
     try {
-      const body = await readReply(res);
-      return { status: res.statusCode, headers: res.headers, body, requestId: entry.requestId };
-    } catch (err) {
-      entry.status = errorCode(err) ?? 'error';
-      throw err;
+      const res = await this.dispatch(req, entry);
+      const started = performance.now();
+      try {
+        const body = await readReply(res);
+        return { status: res.statusCode, headers: res.headers, body, requestId: entry.requestId };
+      } catch (err) {
+        entry.status = errorCode(err) ?? 'error';
+        throw err;
+      } finally {
+        entry.ms = Math.round((entry.ms + performance.now() - started) * 10) / 10;
+      }
     } finally {
-      entry.ms = Math.round((entry.ms + performance.now() - started) * 10) / 10;
+      this.observer?.attempt(req.model, entry);
     }
   }
 
@@ -230,11 +271,14 @@ export class Upstream {
       ms: 0,
     };
     let res: Dispatcher.ResponseData;
+    await this.gate.acquire(req);
     try {
       res = await this.dispatch(req, entry);
     } catch (err) {
       if (req.signal?.aborted) throw err;
       throw classify(err).error;
+    } finally {
+      this.observer?.attempt(req.model, entry);
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
       const body = await readCapped(res.body, ERROR_BODY_CAP);

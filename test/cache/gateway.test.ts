@@ -161,6 +161,23 @@ describe('embedding cache in the gateway', () => {
   });
 });
 
+describe('embedding cache metrics', () => {
+  it('counts hits and misses per item in dsgw_cache_lookups_total', async () => {
+    const s = await startStack({ env: { EMBEDDING_CACHE: 'on', METRICS_PORT: '0' } });
+    try {
+      await openai(s, ['metric a', 'metric b']);
+      await openai(s, ['metric a', 'metric c', 'metric b']);
+      const url = s.app.gw.metrics.url;
+      expect(url).toBeDefined();
+      const text = await (await fetch(url!)).text();
+      expect(text).toMatch(/dsgw_cache_lookups_total\{result="hit"\} 2\n/);
+      expect(text).toMatch(/dsgw_cache_lookups_total\{result="miss"\} 3\n/);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('embedding cache off', () => {
   it('sets no x-cache header and always calls upstream', async () => {
     const s = await startStack({ env: { EMBEDDING_CACHE: 'off' } });

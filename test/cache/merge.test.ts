@@ -59,7 +59,9 @@ afterAll(async () => {
 });
 
 const ctx = (): CallContext => ({
-  upstream,
+  upstream: upstream.forCaller(undefined),
+  caller: 'alice',
+  workspace: undefined,
   requestId: 'merge-test',
   signal: new AbortController().signal,
   trace: [],

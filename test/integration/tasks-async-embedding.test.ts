@@ -9,6 +9,10 @@ import { auth, KEYS, UPSTREAM_KEY, upstreamCalls, useStack } from '../helpers.js
 const PATH = '/api/v1/services/embeddings/text-embedding/text-embedding';
 const FILE_URL = 'https://example.com/batches/texts.txt';
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$/;
+/** A signed task handle: DashScope's task id (a UUID), '-', a 32-hex tag. */
+const HANDLE = /^[0-9a-f-]{36}-[0-9a-f]{32}$/;
+/** DashScope's task id inside a handle. */
+const rawId = (handle: string): string => handle.slice(0, handle.lastIndexOf('-'));
 
 describe('async batch text embedding', () => {
   const s = useStack();
@@ -45,7 +49,7 @@ describe('async batch text embedding', () => {
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     const created = res.json();
     expect(created.output.task_status).toBe('PENDING');
-    expect(created.output.task_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(created.output.task_id).toMatch(HANDLE);
     expect(typeof created.request_id).toBe('string');
 
     // Forwarded once, to the same path, with the async header, the upstream key and the body as sent.
@@ -70,13 +74,15 @@ describe('async batch text embedding', () => {
     expect(statuses).toEqual(['RUNNING', 'SUCCEEDED']);
     const out = last.output as Record<string, string>;
     expect(out.task_id).toBe(id);
-    expect(out.url).toBe(resultUrl(id));
+    expect(out.url).toBe(resultUrl(rawId(id)));
     expect(out.url).toMatch(/^https?:\/\//);
     expect(out.submit_time).toMatch(TIME);
     expect(out.scheduled_time).toMatch(TIME);
     expect(out.end_time).toMatch(TIME);
     expect(last.usage).toEqual({ total_tokens: taskTokens(FILE_URL) });
-    expect(upstreamCalls(s.emu, `/api/v1/tasks/${id}`)).toHaveLength(2);
+    // DashScope is polled with its own task id, never the handle.
+    expect(upstreamCalls(s.emu, `/api/v1/tasks/${rawId(id)}`)).toHaveLength(2);
+    expect(upstreamCalls(s.emu, `/api/v1/tasks/${id}`)).toHaveLength(0);
   });
 
   it('lets the owner cancel a PENDING task; cancelling a RUNNING one passes DashScope’s 400 through', async () => {

@@ -52,6 +52,7 @@ for (const v of variants) {
       });
       expect(res.statusCode).toBe(200);
       taskId = res.json().output.task_id;
+      expect(taskId).toMatch(/^[0-9a-f-]{36}-[0-9a-f]{32}$/);
     });
 
     it('gives key B a 404 on get and cancel, the same answer as for a task that does not exist, and never asks DashScope', async () => {
@@ -127,8 +128,10 @@ for (const v of variants) {
         const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
         try {
           await r.connect();
-          expect(await r.get(OWNER_KEY_PREFIX + taskId)).toBe('alice');
-          const ttl = await r.ttl(OWNER_KEY_PREFIX + taskId);
+          // Recorded under DashScope's task id: the handle's tag is not part of the key.
+          const key = OWNER_KEY_PREFIX + taskId.slice(0, taskId.lastIndexOf('-'));
+          expect(await r.get(key)).toBe('alice');
+          const ttl = await r.ttl(key);
           expect(ttl).toBeGreaterThan(OWNER_TTL_SEC - 60);
           expect(ttl).toBeLessThanOrEqual(OWNER_TTL_SEC);
         } finally {
