@@ -185,7 +185,7 @@ function sameVectors(a: Vectors, b: Vectors): boolean {
 
 // ---------------------------------------------------------------- cases
 
-type Kind = 'direct' | 'reference' | 'gateway' | 'gateway-info';
+type Kind = 'direct' | 'reference' | 'gateway' | 'gateway-info' | 'gateway-cache';
 
 interface CaseSpec {
   name: string;
@@ -199,7 +199,7 @@ interface CaseSpec {
   vectors: (body: string) => Vectors;
 }
 
-type Target = 'upstream' | 'reference' | 'gateway' | 'gateway-info';
+type Target = 'upstream' | 'reference' | 'gateway' | 'gateway-info' | 'gateway-cache';
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
 const UPSTREAM_AUTH = { ...JSON_HEADERS, authorization: `Bearer ${UPSTREAM_KEY}` };
@@ -260,6 +260,20 @@ const CASES: readonly CaseDef[] = [
     kind: 'gateway-info',
     target: 'gateway-info',
     request: openai('float'),
+  },
+  // The same request again and again on a gateway with the cache on: after the warm-up every request is a hit
+  // from the memory tier (no upstream call). The other gateway cases run with the cache off: they measure the hop.
+  {
+    name: (s) => `gateway ${s} float cache hit`,
+    kind: 'gateway-cache',
+    target: 'gateway-cache',
+    request: openai('float'),
+  },
+  {
+    name: (s) => `gateway ${s} base64 cache hit`,
+    kind: 'gateway-cache',
+    target: 'gateway-cache',
+    request: openai('base64'),
   },
 ];
 
@@ -469,7 +483,7 @@ async function main(): Promise<void> {
     });
     children.push(upstream);
     const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
-    const [reference, gateway, gatewayInfo] = await Promise.all([
+    const [reference, gateway, gatewayInfo, gatewayCache] = await Promise.all([
       startChild(
         'reference',
         'reference',
@@ -479,7 +493,13 @@ async function main(): Promise<void> {
       startChild(
         'gateway',
         'gateway',
-        { upstreamKey: UPSTREAM_KEY, upstreamUrl, gatewayKeys: `bench:${GATEWAY_KEY}`, logLevel: 'warn' },
+        {
+          upstreamKey: UPSTREAM_KEY,
+          upstreamUrl,
+          gatewayKeys: `bench:${GATEWAY_KEY}`,
+          logLevel: 'warn',
+          env: { EMBEDDING_CACHE: 'off' },
+        },
         {
           stdoutFile: join(RESULTS, 'gateway-warn.log'),
           execArgv: [...GATEWAY_FLAGS, ...profileArgv('gateway')],
@@ -488,16 +508,35 @@ async function main(): Promise<void> {
       startChild(
         'gateway-info',
         'gateway',
-        { upstreamKey: UPSTREAM_KEY, upstreamUrl, gatewayKeys: `bench:${GATEWAY_KEY}`, logLevel: 'info' },
+        {
+          upstreamKey: UPSTREAM_KEY,
+          upstreamUrl,
+          gatewayKeys: `bench:${GATEWAY_KEY}`,
+          logLevel: 'info',
+          env: { EMBEDDING_CACHE: 'off' },
+        },
         { stdoutFile: join(RESULTS, 'gateway-info.log'), execArgv: GATEWAY_FLAGS },
       ),
+      startChild(
+        'gateway-cache',
+        'gateway',
+        {
+          upstreamKey: UPSTREAM_KEY,
+          upstreamUrl,
+          gatewayKeys: `bench:${GATEWAY_KEY}`,
+          logLevel: 'warn',
+          env: { EMBEDDING_CACHE: 'on' },
+        },
+        { stdoutFile: join(RESULTS, 'gateway-cache.log'), execArgv: GATEWAY_FLAGS },
+      ),
     ]);
-    children.push(reference, gateway, gatewayInfo);
+    children.push(reference, gateway, gatewayInfo, gatewayCache);
     const processes: Record<Target, Child> = {
       upstream,
       reference,
       gateway,
       'gateway-info': gatewayInfo,
+      'gateway-cache': gatewayCache,
     };
 
     // The truth every case's vectors are compared with: a fresh emulator's own answers (in this process), so a
@@ -559,6 +598,7 @@ async function main(): Promise<void> {
       results.find((r) => r.kind === kind && r.rows === rows && r.encoding === encoding && r.ok);
     const float10 = at('gateway', 10, 'float');
     const b64x10 = at('gateway', 10, 'base64');
+    const hit10 = at('gateway-cache', 10, 'float');
     const gatewayPeak = Math.max(
       0,
       ...results
@@ -573,6 +613,10 @@ async function main(): Promise<void> {
       'base64 10×1024 ≥ 0.5× reference req/s': {
         value: b64x10?.ratio?.reqPerSec,
         met: (b64x10?.ratio?.reqPerSec ?? 0) >= 0.5,
+      },
+      'float 10×1024 cache hit ≥ 1.5× reference req/s': {
+        value: hit10?.ratio?.reqPerSec,
+        met: (hit10?.ratio?.reqPerSec ?? 0) >= 1.5,
       },
       'gateway peak RSS < 150 MB': { value: gatewayPeak, met: gatewayPeak > 0 && gatewayPeak < 150 },
     };

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { EmbeddingCacheSettings } from './cache/settings.js';
 import { ROW_LIMITED_MODELS } from './models/index.js';
 import {
   budgetRules,
@@ -136,6 +137,18 @@ const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9._:-]{1,64}$/)
     .default('dsgw:'),
   CALLER_RATE_LIMITS: callerLimits.default(new Map()),
+  // Embedding cache (src/cache/): a memory tier bounded in bytes, plus Redis (shared by replicas) with REDIS_URL.
+  EMBEDDING_CACHE: z.enum(['on', 'off']).default('on'),
+  EMBEDDING_CACHE_SCOPE: z.enum(['shared', 'caller']).default('caller'),
+  EMBEDDING_CACHE_URLS: bool.default(false),
+  EMBEDDING_CACHE_MEMORY_BYTES: int(0, 64 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  EMBEDDING_CACHE_TTL_SEC: int(1, 365 * 24 * 3600).default(7 * 24 * 3600),
+  EMBEDDING_CACHE_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._:{}-]{1,64}$/)
+    .default('dsgw:emb:'),
+  EMBEDDING_CACHE_REDIS_TIMEOUT_MS: int(1, 10_000).default(200),
+  EMBEDDING_CACHE_MAX_PENDING_WRITES: int(1, 1_000_000).default(10_000),
   // Exact token counting (src/tokens/): worker threads, bytes per request, time per request. 1 MiB of English
   // prose (~200k tokens) counts in ~1.3-2.7 s on one core, so 5 s lets a legitimate request at the byte cap
   // finish on a loaded box, while a pathological text (BPE is quadratic on long runs without spaces) is cut off.
@@ -189,6 +202,8 @@ export interface Config {
   upstreamBudget: UpstreamBudgetSettings;
   /** Per gateway key name (or `*`): incoming requests allowed per window. */
   callerLimits: Map<string, CallerLimit>;
+  /** The embedding cache; Redis is its shared tier when redisUrl is set. */
+  embeddingCache: EmbeddingCacheSettings;
   /** Exact token counts in worker threads (src/tokens/). */
   tokenizer: { workers: number; maxBytesPerRequest: number; timeoutMs: number };
   /** After SIGTERM/SIGINT: serve on (readiness 503) for drainDelayMs, cut what is left at timeoutMs. */
@@ -362,6 +377,16 @@ export function loadConfig(
       keyPrefix: e.RATE_LIMIT_KEY_PREFIX,
     },
     callerLimits: e.CALLER_RATE_LIMITS,
+    embeddingCache: {
+      enabled: e.EMBEDDING_CACHE === 'on',
+      scope: e.EMBEDDING_CACHE_SCOPE,
+      cacheUrls: e.EMBEDDING_CACHE_URLS,
+      memoryBytes: e.EMBEDDING_CACHE_MEMORY_BYTES,
+      ttlSec: e.EMBEDDING_CACHE_TTL_SEC,
+      keyPrefix: e.EMBEDDING_CACHE_KEY_PREFIX,
+      redisTimeoutMs: e.EMBEDDING_CACHE_REDIS_TIMEOUT_MS,
+      maxPendingWrites: e.EMBEDDING_CACHE_MAX_PENDING_WRITES,
+    },
     tokenizer: {
       workers: e.TOKENIZER_WORKERS,
       maxBytesPerRequest: e.TOKENIZER_MAX_BYTES_PER_REQUEST,

@@ -4,6 +4,7 @@
  * layer may import it without importing the wiring.
  */
 import type { Redis } from 'ioredis';
+import type { EmbeddingCache } from './cache/cache.js';
 import type { Config } from './config.js';
 import type { GatewayMetrics } from './metrics/index.js';
 import type { ModelTable } from './models/index.js';
@@ -40,6 +41,8 @@ export interface Gateway {
   budget: UpstreamBudget;
   /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
   tasks: TaskOwnerStore;
+  /** Embeddings already paid for (memory, plus Redis when configured); undefined when EMBEDDING_CACHE=off. */
+  cache: EmbeddingCache | undefined;
   /** Signs and verifies the task handles callers get in place of DashScope's task ids. */
   taskHandles: TaskHandles;
   /** Token-limit checks; exact counts run in worker threads, started on first need and ended on app close. */

@@ -49,6 +49,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     UPSTREAM_RETRY_BASE_MS: '5',
     // Tests of other features must not be paced by the upstream budget; test/ratelimit/ sets its own.
     RATE_LIMIT_RPM: '100000',
+    // Nor answered by the embedding cache (a repeated request would never reach the emulator); test/cache/ turns it on.
+    EMBEDDING_CACHE: 'off',
     ...opts.env,
   });
   const app = await buildApp(config, { logStream });

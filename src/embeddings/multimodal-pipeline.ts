@@ -4,6 +4,7 @@
  * strict check of each reply (./multimodal-reply.ts).
  * The caller-facing shapes are built by the translator modules in ../translate/.
  */
+import { type CacheCounts, finishContents, lookupContents } from '../cache/lookup.js';
 import type { CallContext } from '../http/call-context.js';
 import type { VectorRef } from '../translate/openai-render.js';
 import { MULTIMODAL_EMBEDDING_PATH } from '../upstream/paths.js';
@@ -28,14 +29,32 @@ export interface MultimodalEmbeddingResult {
   upstreamRequestIds: string[];
   /** The raw upstream body when exactly one call served the request. */
   passthrough: Buffer | undefined;
+  /** Items served from the cache and not (undefined when the cache is off): the x-cache headers. */
+  cache?: CacheCounts | undefined;
 }
 
 /**
- * Calls DashScope and checks the replies. A fused job is one call; a per-item job is split into calls of at most
- * the model's row limit (the native route never needs to: it refuses more), run with bounded concurrency, all or
- * nothing. Throws GatewayError; never returns a partial result.
+ * Looks the items up in the cache, then calls DashScope for the rest and checks the replies. A fused job is one
+ * call; a per-item job is split into calls of at most the model's row limit (the native route never needs to: it
+ * refuses more), run with bounded concurrency, all or nothing. Throws GatewayError; never returns a partial result.
  */
 export async function runMultimodalEmbedding(
+  ctx: CallContext,
+  job: MultimodalEmbeddingJob,
+): Promise<MultimodalEmbeddingResult> {
+  // The cache first (src/cache/lookup.ts): only what it does not hold is sent.
+  const lookup = await lookupContents(ctx, job);
+  if (!lookup) return callMultimodalEmbedding(ctx, job);
+  const send = lookup.send;
+  const upstream =
+    send.length > 0
+      ? await callMultimodalEmbedding(ctx, { ...job, contents: send, decode: true })
+      : undefined;
+  return finishContents(lookup, upstream);
+}
+
+/** Splits, calls and checks. */
+async function callMultimodalEmbedding(
   ctx: CallContext,
   job: MultimodalEmbeddingJob,
 ): Promise<MultimodalEmbeddingResult> {

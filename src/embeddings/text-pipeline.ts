@@ -4,6 +4,7 @@
  * bounded-concurrency fan-out (all or nothing), and the strict check of each reply.
  * The caller-facing shapes are built by the translator modules in ../translate/.
  */
+import { type CacheCounts, finishTexts, lookupTexts } from '../cache/lookup.js';
 import { invalidInput } from '../errors.js';
 import type { CallContext } from '../http/call-context.js';
 import type { TextEmbeddingModel } from '../models/index.js';
@@ -40,6 +41,8 @@ export interface TextEmbeddingResult {
   upstreamRequestIds: string[];
   /** The raw upstream body when exactly one call served the request and its items were already in order. */
   passthrough: Buffer | undefined;
+  /** Items served from the cache and not (undefined when the cache is off): the x-cache headers. */
+  cache?: CacheCounts | undefined;
 }
 
 /**
@@ -70,11 +73,25 @@ export async function checkTexts(
   return { texts: strings, counts };
 }
 
-/** Splits, calls, checks and merges. Throws GatewayError; never returns a partial result. */
+/**
+ * Looks the texts up in the cache, then splits, calls and checks what it does not hold, and merges both in input
+ * order. Throws GatewayError; never returns a partial result.
+ */
 export async function runTextEmbedding(
   ctx: CallContext,
   job: TextEmbeddingJob,
 ): Promise<TextEmbeddingResult> {
+  const lookup = await lookupTexts(ctx, job);
+  if (!lookup) return callTextEmbedding(ctx, job);
+  const send = lookup.plan.send;
+  // Misses are decoded while scanned: the cache keeps float32, and the scan reads the digits once either way.
+  const upstream =
+    send.length > 0 ? await callTextEmbedding(ctx, { ...job, texts: send, decode: true }) : undefined;
+  return finishTexts(lookup, upstream);
+}
+
+/** Splits, calls, checks and merges. */
+async function callTextEmbedding(ctx: CallContext, job: TextEmbeddingJob): Promise<TextEmbeddingResult> {
   const rows = job.model.maxRows;
   const chunks: string[][] = [];
   for (let i = 0; i < job.texts.length; i += rows) chunks.push(job.texts.slice(i, i + rows));

@@ -5,6 +5,7 @@
  * Below the routes: routes and domain modules import it; it imports only types and the services on `request.server`.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { EmbeddingCache } from '../cache/cache.js';
 import type { UpstreamCalls, UpstreamTrace } from '../upstream/client.js';
 import '../gateway.js';
 
@@ -25,6 +26,8 @@ export interface CallContext {
    * on every upstream call (UpstreamRequest.deadline); the client aborts and stops retrying at it (504).
    */
   deadline: number;
+  /** Embeddings already paid for; undefined when EMBEDDING_CACHE=off (src/cache/lookup.ts). */
+  cache?: EmbeddingCache | undefined;
 }
 
 /** The abort reason when the caller leaves; undici and timers rethrow it, and the error handler recognises the name. */
@@ -43,7 +46,7 @@ export function callerSignal(request: FastifyRequest, reply: FastifyReply): Abor
 }
 
 export function callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
-  const { config, upstream } = request.server.gw;
+  const { config, upstream, cache } = request.server.gw;
   const workspace = request.caller?.workspace;
   return {
     upstream: upstream.forCaller(workspace),
@@ -55,5 +58,6 @@ export function callContext(request: FastifyRequest, reply: FastifyReply): CallC
     concurrency: config.upstream.splitConcurrency,
     // elapsedTime counts from the request's arrival, so the time its body took is part of the budget.
     deadline: Date.now() - reply.elapsedTime + config.upstream.requestTimeoutMs,
+    cache,
   };
 }

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { createEmbeddingCache } from '../cache/cache.js';
 import type { Config } from '../config.js';
 import type { Gateway } from '../gateway.js';
 import { GatewayMetrics } from '../metrics/index.js';
@@ -35,11 +36,17 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
     tasks: createTaskOwnerStore(redis),
     taskHandles: new TaskHandles(config.upstream.apiKey, config.taskHandleSecret),
     tokens,
+    cache: createEmbeddingCache(config.embeddingCache, redis, {
+      warn: (msg) => app.log.warn(msg),
+      info: (msg) => app.log.info(msg),
+    }),
     metrics,
   };
   app.decorate('gw', gw);
   app.addHook('onClose', async () => {
     await Promise.all([upstream.close(), tokens.close()]);
+    // Let the cache's last writes land before the connection goes (bounded: Redis may be the thing that hangs).
+    await gw.cache?.idle(2_000);
     redis?.disconnect();
   });
 }

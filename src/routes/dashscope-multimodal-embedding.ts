@@ -1,5 +1,7 @@
 /** Native DashScope multimodal-embedding, as the DashScope SDKs call it under /api/v1. */
 import type { FastifyInstance } from 'fastify';
+import { xCacheHeaders } from '../cache/lookup.js';
+import { multimodalToNative } from '../cache/render.js';
 import { runMultimodalEmbedding } from '../embeddings/multimodal-pipeline.js';
 import { callContext } from '../http/call-context.js';
 import {
@@ -18,9 +20,11 @@ export async function dashscopeMultimodalEmbeddingRoutes(app: FastifyInstance): 
     request.ctx.inputs = req.input.contents.length;
     const job = await nativeToMultimodalJob(req, model, config.maxInputsPerRequest);
     const result = await runMultimodalEmbedding(callContext(request, reply), job);
+    reply.headers(xCacheHeaders(result.cache));
     request.ctx.tokens = result.tokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
-    // One call always serves a native request (more items than one call takes are refused above).
-    return reply.type('application/json').send(result.passthrough!);
+    // DashScope's body when one call served everything (more items than one call takes are refused above), else
+    // a body built from the vectors the cache and the upstream call gave.
+    return reply.type('application/json').send(multimodalToNative(result, job, request.id));
   });
 }

@@ -1,5 +1,6 @@
 /** Native DashScope text-embedding, as the DashScope SDKs and @ai-sdk/alibaba call it under /api/v1. */
 import type { FastifyInstance } from 'fastify';
+import { xCacheHeaders } from '../cache/lookup.js';
 import { runTextEmbedding } from '../embeddings/text-pipeline.js';
 import { callContext } from '../http/call-context.js';
 import { isAsyncSubmission, submitTextEmbeddingTask } from '../tasks/submit.js';
@@ -22,6 +23,7 @@ export async function dashscopeTextEmbeddingRoutes(app: FastifyInstance): Promis
     const job = await nativeToTextJob(req, model, config.maxInputsPerRequest, app.gw.tokens);
     request.ctx.inputs = job.texts.length;
     const result = await runTextEmbedding(callContext(request, reply), job);
+    reply.headers(xCacheHeaders(result.cache));
     request.ctx.tokens = result.totalTokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return reply.type('application/json').send(textResultToNative(result, request.id));

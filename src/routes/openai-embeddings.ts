@@ -3,6 +3,7 @@
  * The model table decides which translator serves the model; the handler only wires them together.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { xCacheHeaders } from '../cache/lookup.js';
 import { runMultimodalEmbedding } from '../embeddings/multimodal-pipeline.js';
 import { runTextEmbedding } from '../embeddings/text-pipeline.js';
 import { invalidInput } from '../errors.js';
@@ -29,6 +30,7 @@ const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }
   'text-embedding': async (request, reply, req, model) => {
     const job = await openAIToTextJob(req, model, request.server.gw.tokens);
     const result = await runTextEmbedding(callContext(request, reply), job);
+    reply.headers(xCacheHeaders(result.cache));
     request.ctx.tokens = result.totalTokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return textResultToOpenAI(req, result);
@@ -37,6 +39,7 @@ const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }
     // The raw body too: DashScope parameters ride as top-level extension fields the OpenAI schema does not keep.
     const job = await openAIToMultimodalJob(req, request.body, model);
     const result = await runMultimodalEmbedding(callContext(request, reply), job);
+    reply.headers(xCacheHeaders(result.cache));
     request.ctx.tokens = result.tokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return multimodalResultToOpenAI(req, result);
