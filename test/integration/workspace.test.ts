@@ -75,7 +75,9 @@ describe('per-caller workspace', () => {
     });
     expect(list.statusCode).toBe(200);
     expect(workspaces(TEXT_PATH)).toEqual([ALICE_WS]);
-    expect(workspaces(`/api/v1/tasks/${id}`)).toEqual([ALICE_WS]);
+    // The caller holds a signed handle (<task id>-<tag>); DashScope is polled with the task id itself.
+    const taskId = id.replace(/-[0-9a-f]{32}$/, '');
+    expect(workspaces(`/api/v1/tasks/${taskId}`)).toEqual([ALICE_WS]);
     expect(workspaces(/^\/api\/v1\/tasks(\?|$)/)).toEqual([WORKSPACE]);
   });
 
