@@ -10,7 +10,7 @@
 import type { FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../redis.js';
 import { GatewayError } from '../errors.js';
 import type { CallerLimit } from '../ratelimit/settings.js';
 

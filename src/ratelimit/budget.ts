@@ -23,7 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../redis.js';
 import { GatewayError } from '../errors.js';
 import type { UpstreamGate, UpstreamRequest } from '../upstream/client.js';
 import { parseRetryAfter } from '../upstream/errors.js';

@@ -10,7 +10,7 @@
  * The same call carries this replica's bookkeeping, so it costs no extra round trip: entries moved to the time
  * their call's reply arrived (see window.ts), and, after a Redis outage, the calls made on the local share.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../redis.js';
 import type { TakeResult } from './window.js';
 
 /** A log entry this replica knows about: its member and its time on this process's clock (Date.now()). */

@@ -6,7 +6,7 @@
  * its id must still reach the caller; only this replica will recognise it, and the route logs a warning);
  * a read that misses locally fails with TaskStoreUnavailable (503) rather than guessing.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../redis.js';
 import { MemoryTaskOwnerStore } from './memory-store.js';
 import {
   OWNER_TTL_SEC,
