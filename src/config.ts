@@ -6,13 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ROW_LIMITED_MODELS } from './models/index.js';
-import { redisUrlProblem } from './redis.js';
 import {
   budgetRules,
   type CallerLimit,
   callerLimits,
   type UpstreamBudgetSettings,
 } from './ratelimit/settings.js';
+import { redisUrlProblem } from './redis.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])

@@ -23,8 +23,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RedisClient as Redis } from '../redis.js';
 import { GatewayError } from '../errors.js';
+import type { RedisClient as Redis } from '../redis.js';
 import type { UpstreamGate, UpstreamRequest } from '../upstream/client.js';
 import { parseRetryAfter } from '../upstream/errors.js';
 import { type BudgetScope, budgetScope } from './context.js';

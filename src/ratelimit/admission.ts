@@ -1,0 +1,131 @@
+/**
+ * One admitted request: its calls' start times, handed out one by one as the route makes the calls (paced), plus
+ * retries within the request's deadline, and the return of whatever it did not use.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseRetryAfter } from '../upstream/errors.js';
+import type { Admission, Budget, Permit } from './budget-state.js';
+
+/** What an admission needs from its governor. */
+export interface AdmissionHost {
+  /** Reserves more calls in the budget within `deadline`; resolves with their start times. */
+  reserve(
+    b: Budget,
+    calls: { id: string; tokens: number }[],
+    deadline: number,
+    caller: string,
+  ): Promise<number[]>;
+  giveBack(b: Budget, items: { id: string; tokens: number }[]): void;
+  /** A reply arrived: billed tokens above the estimate, and a DashScope 429's hold. */
+  note(b: Budget, extraTokens: number, holdMs: number): void;
+  nextId(): string;
+  /** A call this late after its start time is re-reserved (DashScope would count it where it really goes). */
+  readonly lateMs: number;
+  wait(b: Budget, ms: number): void;
+}
+
+const MAX_HOLD_MS = 60_000; // a hold longer than LangChain's 60 s retry limit helps nobody
+const DEFAULT_HOLD_MS = 1_000; // DashScope 429 without Retry-After
+
+type State = 'reserved' | 'started' | 'released';
+
+export const OPEN_PERMIT: Permit = { done: () => {} };
+
+/** No budget applies (model unlimited, budget off): every slot is free. */
+export class OpenAdmission implements Admission {
+  constructor(public calls: number) {}
+  async slot(): Promise<Permit> {
+    return OPEN_PERMIT;
+  }
+  async retry(): Promise<Permit> {
+    this.calls++;
+    return OPEN_PERMIT;
+  }
+  release(): void {}
+}
+
+export class BudgetAdmission implements Admission {
+  private readonly state: State[];
+
+  constructor(
+    private readonly host: AdmissionHost,
+    private readonly b: Budget,
+    private readonly ids: string[],
+    private readonly tokens: number[],
+    private readonly starts: number[],
+    private readonly deadline: number,
+    private readonly caller: string,
+  ) {
+    this.state = ids.map(() => 'reserved');
+  }
+
+  get calls(): number {
+    return this.ids.length;
+  }
+
+  async slot(i: number, signal?: AbortSignal): Promise<Permit> {
+    if (this.state[i] !== 'reserved') throw new Error(`call ${i} of this admission is not reserved`);
+    const opts = signal ? { signal } : undefined;
+    let ms = this.starts[i]! - Date.now();
+    if (ms > 0) {
+      this.host.wait(this.b, ms);
+      await sleep(ms, undefined, opts);
+    } else if (-ms > this.host.lateMs) {
+      // The caller came for this call long after its time: the reservation no longer says when DashScope sees it.
+      // Give it back and reserve a new one from now (at the tail, within the request's deadline).
+      const id = this.host.nextId();
+      this.host.giveBack(this.b, [{ id: this.ids[i]!, tokens: this.tokens[i]! }]);
+      this.ids[i] = id;
+      const [t] = await this.host.reserve(
+        this.b,
+        [{ id, tokens: this.tokens[i]! }],
+        this.deadline,
+        this.caller,
+      );
+      this.starts[i] = t!;
+      ms = t! - Date.now();
+      if (ms > 0) await sleep(ms, undefined, opts);
+    }
+    if (this.state[i] !== 'reserved') throw new Error(`call ${i} of this admission was released`);
+    this.state[i] = 'started';
+    return this.permit(i);
+  }
+
+  async retry(signal?: AbortSignal): Promise<Permit> {
+    const id = this.host.nextId();
+    const tokens = this.tokens.at(-1) ?? 0;
+    const [t] = await this.host.reserve(this.b, [{ id, tokens }], this.deadline, this.caller);
+    this.ids.push(id);
+    this.tokens.push(tokens);
+    this.starts.push(t!);
+    this.state.push('reserved');
+    return this.slot(this.ids.length - 1, signal);
+  }
+
+  release(): void {
+    const items: { id: string; tokens: number }[] = [];
+    this.state.forEach((s, i) => {
+      if (s !== 'reserved') return;
+      this.state[i] = 'released';
+      items.push({ id: this.ids[i]!, tokens: this.tokens[i]! });
+    });
+    if (items.length > 0) this.host.giveBack(this.b, items);
+  }
+
+  private permit(i: number): Permit {
+    let done = false;
+    return {
+      done: ({ status, headers, tokens }) => {
+        if (done) return;
+        done = true;
+        const extra = tokens === undefined ? 0 : tokens - this.tokens[i]!;
+        let hold = 0;
+        if (status === 429) {
+          const sec = parseRetryAfter(headers['retry-after']);
+          hold = Math.min(MAX_HOLD_MS, sec === undefined ? DEFAULT_HOLD_MS : Math.max(1, sec * 1000));
+        }
+        if (extra > 0 || hold > 0) this.host.note(this.b, extra, hold);
+      },
+    };
+  }
+}

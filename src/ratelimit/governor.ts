@@ -1,0 +1,383 @@
+/**
+ * The governor: the gate in front of DashScope, per model budget (calls and tokens per minute, and per second).
+ *
+ * admit() reserves all of a request's calls in one atomic step, or refuses before any upstream call:
+ *   - 400 INVALID_INPUT when the calls can never fit (an empty budget cannot start them within
+ *     RATE_LIMIT_MAX_WAIT_MS), with the numbers and the largest request that fits;
+ *   - 429 RATE_LIMITED when they fit later but not within the wait (or the request's deadline), with a Retry-After
+ *     after which a retry would be admitted within its wait;
+ *   - otherwise each call gets a start time (paced: never more than the per-second ceiling in any pace window,
+ *     never more than the budget in any window) and the route waits for each with slot(i).
+ * Ordering: within a replica, admissions take turns at the log round-robin by caller key (waiting-room.ts); at the
+ * log, each request's calls go after every call already reserved, so nobody overtakes and nothing starves.
+ *
+ * Modes: shared (REDIS_URL: shared-log.ts, one Lua call per admission), memory (local-log.ts), fallback (Redis
+ * unreachable: the local log with limit / RATE_LIMIT_REPLICAS, starting only once the shared calls this replica
+ * last saw have left the window), and back, writing this replica's calls into the shared log first. A Redis that
+ * comes back empty is detected by its missing generation; every replica then writes back its recent calls and
+ * admission waits RATE_LIMIT_RESTORE_GRACE_MS, so the budget also holds across restarts and failovers.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GatewayError } from '../errors.js';
+import type { RedisClient } from '../redis.js';
+import { BudgetAdmission, OpenAdmission } from './admission.js';
+import {
+  type Admission,
+  type AdmissionRequest,
+  Budget,
+  type BudgetMode,
+  type BudgetStatus,
+  type GovernorEvent,
+  type Job,
+} from './budget-state.js';
+import { LocalLog } from './local-log.js';
+import {
+  budgetNumbers,
+  crowded,
+  fitsEmpty,
+  largestRequest,
+  neverFits,
+  pacing,
+  shuttingDown,
+} from './plan.js';
+import type { UpstreamBudgetSettings } from './settings.js';
+import { SharedLog } from './shared-log.js';
+
+export type { Admission, AdmissionRequest, BudgetStatus, GovernorEvent, Permit } from './budget-state.js';
+
+export interface GovernorLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface GovernorOptions {
+  settings: UpstreamBudgetSettings;
+  redis?: RedisClient | undefined;
+  log?: GovernorLogger;
+  /** Metrics hook: admissions, refusals and waits. Must not throw. */
+  onEvent?: (e: GovernorEvent) => void;
+}
+
+export interface Governor {
+  admit(r: AdmissionRequest): Promise<Admission>;
+  status(): BudgetStatus;
+  /** Every model named in RATE_LIMIT_MODELS. */
+  ruleModels(): string[];
+  /** Stops admitting; resolves once this replica's waiting rooms are empty (admitted calls go on). */
+  close(): Promise<void>;
+}
+
+const SILENT: GovernorLogger = { info: () => {}, warn: () => {} };
+
+export function createGovernor(opts: GovernorOptions): Governor {
+  return new GovernorImpl(opts);
+}
+
+class GovernorImpl implements Governor {
+  private readonly cfg: UpstreamBudgetSettings;
+  private readonly byModel = new Map<string, Budget | null>();
+  private readonly shared: SharedLog | undefined;
+  private readonly log: GovernorLogger;
+  private readonly replicaId = randomBytes(6).toString('hex');
+  private seq = 0;
+  private mode: BudgetMode;
+  private since = Date.now();
+  private reason: string | undefined;
+  private recovering = false;
+  private recoveryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  readonly lateMs: number;
+
+  constructor(private readonly opts: GovernorOptions) {
+    this.cfg = opts.settings;
+    this.log = opts.log ?? SILENT;
+    this.lateMs = Math.max(10, this.cfg.marginMs);
+    const redis = opts.redis;
+    this.shared = redis ? new SharedLog(redis, this.cfg.keyPrefix) : undefined;
+    const anyLimit = this.cfg.defaultLimit > 0 || this.cfg.rules.some((r) => r.limit > 0);
+    this.mode = !anyLimit ? 'off' : redis ? 'shared' : 'memory';
+    for (const rule of this.cfg.rules) {
+      const b = rule.limit === 0 ? null : this.newBudget(rule.name, rule.limit, rule.tokens);
+      for (const m of rule.models) this.byModel.set(m, b);
+    }
+    redis?.on('close', () => this.degrade(new Error('connection to Redis closed')));
+    // Proactive: a Redis that came back (maybe empty) gets this replica's calls before anything is admitted.
+    redis?.on('ready', () => void this.recover());
+  }
+
+  private newBudget(name: string, limit: number, tokens: number | undefined): Budget {
+    const rule = tokens === undefined ? { name, models: [], limit } : { name, models: [], limit, tokens };
+    const n = budgetNumbers(rule, this.cfg);
+    const keep = Math.max(this.cfg.windowMs, this.cfg.paceMs) + this.cfg.marginMs;
+    return new Budget(n, this.cfg.marginMs, this.cfg.replicas, keep, this.cfg.queueSize);
+  }
+
+  private budgetFor(model: string | undefined): Budget | undefined {
+    const key = model ?? '*';
+    let b = this.byModel.get(key);
+    if (b === undefined) {
+      // Models without a rule get their own budget (DashScope limits each model separately).
+      b = this.cfg.defaultLimit > 0 ? this.newBudget(key, this.cfg.defaultLimit, undefined) : null;
+      this.byModel.set(key, b);
+    }
+    return b ?? undefined;
+  }
+
+  private budgets(): Budget[] {
+    const out = new Set<Budget>();
+    for (const b of this.byModel.values()) if (b) out.add(b);
+    return [...out];
+  }
+
+  nextId(): string {
+    return `${this.replicaId}:${++this.seq}`;
+  }
+
+  private emit(e: GovernorEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  ruleModels(): string[] {
+    return this.cfg.rules.flatMap((r) => r.models);
+  }
+
+  status(): BudgetStatus {
+    let queued = 0;
+    for (const b of this.budgets()) queued += b.room.size;
+    const s: BudgetStatus = { mode: this.mode, degraded: this.mode === 'fallback', queued };
+    if (this.mode === 'fallback') {
+      s.since = new Date(this.since).toISOString();
+      if (this.reason !== undefined) s.reason = this.reason;
+    }
+    return s;
+  }
+
+  async admit(r: AdmissionRequest): Promise<Admission> {
+    if (r.signal?.aborted) throw r.signal.reason;
+    const calls = Math.max(0, Math.floor(r.calls));
+    const b = this.mode === 'off' ? undefined : this.budgetFor(r.model);
+    if (this.closed) {
+      if (b) this.emit({ type: 'refuse', budget: b.numbers.name, calls, status: 503, reason: 'closing' });
+      throw shuttingDown();
+    }
+    if (!b || calls === 0) return new OpenAdmission(calls);
+    const tokens = Array.from({ length: calls }, (_, i) => Math.max(0, Math.ceil(r.tokens[i] ?? 0)));
+    if (!fitsEmpty(b.limits, tokens, this.cfg.maxWaitMs)) {
+      const mean = Math.ceil(tokens.reduce((a, x) => a + x, 0) / calls);
+      const largest = largestRequest(b.limits, this.cfg.maxWaitMs, mean);
+      this.emit({ type: 'refuse', budget: b.numbers.name, calls, status: 400, reason: 'never fits' });
+      throw neverFits(b.numbers, calls, largest, this.cfg.maxWaitMs);
+    }
+    const items = tokens.map((x) => ({ id: this.nextId(), tokens: x }));
+    const starts = await this.reserve(b, items, r.deadline, r.caller, r.signal);
+    this.emit({
+      type: 'admit',
+      budget: b.numbers.name,
+      calls,
+      waitMs: Math.max(0, (starts.at(-1) ?? 0) - Date.now()),
+    });
+    return new BudgetAdmission(
+      this,
+      b,
+      items.map((i) => i.id),
+      tokens,
+      starts,
+      r.deadline,
+      r.caller,
+    );
+  }
+
+  /** Queues the decision in the budget's waiting room; resolves with the start times or rejects with the refusal. */
+  reserve(
+    b: Budget,
+    calls: { id: string; tokens: number }[],
+    deadline: number,
+    caller: string,
+    signal?: AbortSignal,
+  ): Promise<number[]> {
+    if (b.room.full) {
+      this.emit({ type: 'refuse', budget: b.numbers.name, calls: calls.length, status: 429, reason: 'full' });
+      return Promise.reject(crowded(b.numbers, b.room.size));
+    }
+    const latest = Math.min(Date.now() + this.cfg.maxWaitMs, deadline);
+    return new Promise<number[]>((resolve, reject) => {
+      const job: Job = { calls, latest, resolve, reject };
+      b.room.push(caller, job);
+      this.pump(b);
+    }).then((starts) => {
+      // A caller that left while its turn came gives the units straight back.
+      if (signal?.aborted) {
+        this.giveBack(b, calls);
+        throw signal.reason;
+      }
+      return starts;
+    });
+  }
+
+  private pump(b: Budget): void {
+    if (b.pumping) return;
+    b.pumping = true;
+    void (async () => {
+      for (let job = b.room.shift(); job; job = b.room.shift()) {
+        try {
+          job.resolve(await this.decide(b, job));
+        } catch (err) {
+          job.reject(err);
+        }
+      }
+      b.pumping = false;
+    })();
+  }
+
+  private refuse(b: Budget, job: Job, lastStart: number): never {
+    // A retry is admitted within its own wait once lastStart - now ≤ maxWait (if nobody reserves in between).
+    const retryMs = Number.isFinite(lastStart)
+      ? lastStart - this.cfg.maxWaitMs - Date.now()
+      : this.cfg.windowMs;
+    const whose = this.mode === 'shared' ? 'shared' : this.mode === 'fallback' ? 'fallback' : 'memory';
+    this.emit({
+      type: 'refuse',
+      budget: b.numbers.name,
+      calls: job.calls.length,
+      status: 429,
+      reason: 'later',
+    });
+    throw pacing(b.numbers, whose, job.calls.length, retryMs);
+  }
+
+  private async decide(b: Budget, job: Job): Promise<number[]> {
+    for (let round = 0; this.shared && this.mode === 'shared' && round < 8; round++) {
+      try {
+        const r = await this.shared.reserve(
+          b.numbers.name,
+          b.gen,
+          this.nextId(),
+          this.cfg.restoreGraceMs,
+          job.latest - Date.now(),
+          b.limits,
+          b.keepMs,
+          job.calls,
+        );
+        if (r.kind === 'admitted') {
+          b.sharedTail = r.tail;
+          b.remember(job.calls, r.starts);
+          return r.starts;
+        }
+        if (r.kind === 'refused') this.refuse(b, job, r.lastStart);
+        if (r.kind === 'restore') {
+          b.gen = await this.shared.restore(b.numbers.name, r.gen, r.gen, b.keepMs, b.live());
+        } else if (r.kind === 'grace') {
+          if (Date.now() + r.waitMs > job.latest)
+            this.refuse(b, job, Date.now() + r.waitMs + this.cfg.maxWaitMs);
+          await sleep(r.waitMs);
+        }
+      } catch (err) {
+        if (err instanceof GatewayError) throw err;
+        this.degrade(err);
+      }
+    }
+    // Still shared after several rounds (generations changing under us): do not guess locally with the full budget.
+    if (this.mode === 'shared') this.refuse(b, job, Date.now() + this.cfg.maxWaitMs + 1_000);
+    return this.decideLocally(b, job);
+  }
+
+  private decideLocally(b: Budget, job: Job): number[] {
+    const now = Date.now();
+    const fallback = this.mode === 'fallback';
+    b.local.prune(now);
+    const floor = Math.max(now, b.holdUntil, fallback ? b.fallbackFloor : 0);
+    const r = b.local.reserve(
+      job.calls.map((c) => c.id),
+      job.calls.map((c) => c.tokens),
+      floor,
+      job.latest,
+      fallback ? b.share : b.limits,
+    );
+    if (!r.ok) this.refuse(b, job, r.lastStart);
+    if (this.shared) b.remember(job.calls, r.starts);
+    return r.starts;
+  }
+
+  giveBack(b: Budget, items: { id: string; tokens: number }[]): void {
+    for (const i of items) b.own.delete(i.id);
+    b.local.remove(items);
+    if (this.shared && this.mode === 'shared') {
+      this.shared.release(b.numbers.name, items).catch((err: unknown) => this.degrade(err));
+    }
+  }
+
+  note(b: Budget, extraTokens: number, holdMs: number): void {
+    if (holdMs > 0) {
+      b.holdUntil = Math.max(b.holdUntil, Date.now() + holdMs);
+      this.log.warn(
+        { budget: b.numbers.name, hold_ms: Math.round(holdMs) },
+        'DashScope answered 429: every replica holds off calls for this budget',
+      );
+    }
+    b.local.addTokens(extraTokens);
+    if (this.shared && this.mode === 'shared') {
+      this.shared.note(b.numbers.name, extraTokens, holdMs).catch((err: unknown) => this.degrade(err));
+    }
+  }
+
+  wait(b: Budget, ms: number): void {
+    this.emit({ type: 'wait', budget: b.numbers.name, ms });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const until = Date.now() + this.cfg.maxWaitMs + 1_000;
+    while (this.budgets().some((b) => b.room.size > 0 || b.pumping) && Date.now() < until) await sleep(20);
+    if (this.recoveryTimer) clearInterval(this.recoveryTimer);
+    this.recoveryTimer = undefined;
+  }
+
+  // ---- Redis outage and return ----
+
+  private degrade(err: unknown): void {
+    if (this.mode !== 'shared' || !this.shared) return;
+    this.mode = 'fallback';
+    this.since = Date.now();
+    this.reason = err instanceof Error ? err.message : String(err);
+    for (const b of this.budgets()) {
+      // The shared calls this replica knows of may fill the window until the last of them leaves it; other
+      // replicas' calls are not known, so the local share starts only after that.
+      b.fallbackFloor = Number.isFinite(b.sharedTail) ? b.sharedTail + b.limits.spanMs : 0;
+      b.local = new LocalLog(b.keepMs);
+    }
+    this.log.warn(
+      { err: this.reason, replicas: this.cfg.replicas },
+      'Redis unreachable: the upstream budget falls back to this replica’s share (limit / RATE_LIMIT_REPLICAS) until Redis answers again',
+    );
+    // ioredis reconnects by itself and emits 'ready'; the timer covers a Redis that accepts connections but fails.
+    this.recoveryTimer ??= setInterval(() => void this.recover(), 2_000);
+    this.recoveryTimer.unref();
+  }
+
+  private async recover(): Promise<void> {
+    if (this.recovering || !this.shared || this.mode === 'off' || this.mode === 'memory') return;
+    this.recovering = true;
+    try {
+      // Write back every recent call of this replica (shared-mode ones too: Redis may have come back empty).
+      for (const b of this.budgets()) {
+        b.gen = await this.shared.restore(b.numbers.name, b.gen, this.nextId(), b.keepMs, b.live());
+      }
+      if (this.mode === 'fallback') {
+        this.mode = 'shared';
+        if (this.recoveryTimer) clearInterval(this.recoveryTimer);
+        this.recoveryTimer = undefined;
+        this.log.info(
+          { fallback_ms: Date.now() - this.since },
+          'Redis reachable again: the upstream budget is shared across replicas again',
+        );
+        this.since = Date.now();
+        this.reason = undefined;
+      }
+    } catch {
+      // Still unreachable: the timer or the next 'ready' tries again.
+    } finally {
+      this.recovering = false;
+    }
+  }
+}
