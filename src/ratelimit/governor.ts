@@ -64,6 +64,8 @@ export interface Governor {
   status(): BudgetStatus;
   /** Every model named in RATE_LIMIT_MODELS. */
   ruleModels(): string[];
+  /** Called once at start-up: waits briefly for Redis, else starts on the local share. */
+  waitForRedis(timeoutMs: number): Promise<void>;
   /** Stops admitting; resolves once this replica's waiting rooms are empty (admitted calls go on). */
   close(): Promise<void>;
 }
@@ -331,6 +333,24 @@ class GovernorImpl implements Governor {
     while (this.budgets().some((b) => b.room.size > 0 || b.pumping) && Date.now() < until) await sleep(20);
     if (this.recoveryTimer) clearInterval(this.recoveryTimer);
     this.recoveryTimer = undefined;
+  }
+
+  /** At start-up: a Redis that does not answer within `timeoutMs` starts this replica on its local share. */
+  async waitForRedis(timeoutMs: number): Promise<void> {
+    const redis = this.opts.redis;
+    if (!redis || this.mode !== 'shared' || redis.status === 'ready') return;
+    const ready = await new Promise<boolean>((resolve) => {
+      const onReady = (): void => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      const t = setTimeout(() => {
+        redis.off('ready', onReady);
+        resolve(false);
+      }, timeoutMs);
+      redis.once('ready', onReady);
+    });
+    if (!ready) this.degrade(new Error(`Redis not reachable within ${timeoutMs} ms of start-up`));
   }
 
   // ---- Redis outage and return ----

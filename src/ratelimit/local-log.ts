@@ -69,8 +69,9 @@ export class LocalLog {
     const need = this.total - allowed;
     if (need <= this.base) return Number.NEGATIVE_INFINITY;
     const i = firstIndex(0, this.entries.length, (j) => this.entries[j]!.cum >= need);
-    // Unreachable when allowed ≥ 0 (the last entry's cum ≤ total); kept total for safety.
-    if (i >= this.entries.length) return Number.POSITIVE_INFINITY;
+    // Tokens counted at the tail (corrections, written-back calls) are more than the room: wait until the tail
+    // leaves the window.
+    if (i >= this.entries.length) return this.tail + spanMs;
     return this.entries[i]!.t + spanMs;
   }
 

@@ -41,7 +41,7 @@ end
 `;
 
 // ARGV: knownGen, candidateGen, graceMs, latest (offset), L, span, P, paceSpan, T, Tp, keep, k, then k × (id, tokens)
-// Returns {1, gen, tailOffset, start offsets…} | {0, gen, lastOffset or -1} | {2, gen} restore first | {3, gen, waitMs}
+// Returns {1, gen, now, tailOffset, start offsets…} | {0, gen, now, lastOffset or -1} | {2, gen} restore first | {3, gen, waitMs}
 const RESERVE = `${COMMON}
 local gen = redis.call('HGET', KEYS[3], 'gen')
 if not gen then
@@ -63,15 +63,21 @@ local function tokenFloor(allowed, s)
   local need = total - allowed
   if need <= base then return -1 / 0 end
   local r = redis.call('ZRANGEBYSCORE', KEYS[2], need, '+inf', 'LIMIT', 0, 1)
-  if #r == 0 then return 1 / 0 end
+  if #r == 0 then
+    local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+    if #last == 0 then return -1 / 0 end
+    return tonumber(last[2]) + s
+  end
   local ts = redis.call('ZSCORE', KEYS[1], r[1])
   if not ts then return -1 / 0 end
   return tonumber(ts) + s
 end
+-- n and tail are kept in step with the appends below instead of asked from Redis for every call.
+local n = redis.call('ZCARD', KEYS[1])
+local tail = -1 / 0
+if n > 0 then tail = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) end
 local function earliest(x)
-  local t = floor
-  local n = redis.call('ZCARD', KEYS[1])
-  if n > 0 then t = math.max(t, tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])) end
+  local t = math.max(floor, tail)
   if L > 0 and n >= L then t = math.max(t, tonumber(redis.call('ZRANGE', KEYS[1], n - L, n - L, 'WITHSCORES')[2]) + span) end
   if P > 0 and n >= P then t = math.max(t, tonumber(redis.call('ZRANGE', KEYS[1], n - P, n - P, 'WITHSCORES')[2]) + pspan) end
   if T > 0 then t = math.max(t, tokenFloor(math.max(0, T - x), span)) end
@@ -90,6 +96,8 @@ for i = 1, k do
   if t == 1 / 0 then fail = true; last = t; break end
   if t > latest then fail = true end
   redis.call('ZADD', KEYS[1], t, id)
+  n = n + 1
+  tail = t
   total = total + x
   redis.call('ZADD', KEYS[2], total, id)
   added[#added + 1] = id
@@ -102,11 +110,11 @@ if fail then
     redis.call('ZREM', KEYS[1], unpack(part))
     redis.call('ZREM', KEYS[2], unpack(part))
   end
-  if last == 1 / 0 then return {0, gen, -1} end
-  return {0, gen, last - now}
+  if last == 1 / 0 then return {0, gen, now, -1} end
+  return {0, gen, now, last - now}
 end
 redis.call('HSET', KEYS[3], 'total', total)
-local out = {1, gen, last - now}
+local out = {1, gen, now, last - now}
 for i = 1, #starts do out[#out + 1] = starts[i] end
 return out
 `;
@@ -187,8 +195,14 @@ export interface OwnCall {
   tokens: number;
 }
 
+/** How many recent round trips the clock estimate looks at. */
+const SKEW_SAMPLES = 64;
+
 export class SharedLog {
   private readonly cmd: GovernorCommands;
+  /** Recent (arrival time here − Redis's "now") of replies; their minimum is the steadiest clock mapping. */
+  private readonly skews: number[] = [];
+  private skewAt = 0;
 
   constructor(
     redis: RedisClient,
@@ -202,6 +216,20 @@ export class SharedLog {
       redis.defineCommand('dsgwGovNote', { numberOfKeys: 2, lua: NOTE });
     }
     this.cmd = redis as unknown as GovernorCommands;
+  }
+
+  /**
+   * Redis's time of a reply → this process's clock. Every replica must start a call at the same moment relative
+   * to the log, whatever each reply's latency: one mapping (the smallest recent "arrival − Redis now", i.e. the
+   * clock difference plus the fastest one-way trip) is applied to every start, so spacing in the log is spacing in
+   * reality. Taking each reply's own arrival time instead would shift calls by that reply's delay (event-loop lag
+   * under load), which broke the window in tests.
+   */
+  private toLocal(redisNow: number): number {
+    const sample = Date.now() - redisNow;
+    if (this.skews.length < SKEW_SAMPLES) this.skews.push(sample);
+    else this.skews[this.skewAt++ % SKEW_SAMPLES] = sample;
+    return redisNow + Math.min(...this.skews);
   }
 
   /** The keys of a budget; the braces put them on one Cluster slot. */
@@ -233,23 +261,21 @@ export class SharedLog {
       calls.length,
     );
     for (const c of calls) args.push(c.id, c.tokens);
-    const sent = Date.now();
     const r = await this.cmd.dsgwGovReserve(...args);
-    // Offsets are from Redis's "now", which lies between sending and the reply; the reply time is the later bound.
-    const at = Date.now();
     const code = Number(r[0]);
     const g = String(r[1]);
     if (code === 2) return { kind: 'restore', gen: g };
     if (code === 3) return { kind: 'grace', gen: g, waitMs: Number(r[2]) };
+    const local = this.toLocal(Number(r[2]));
     if (code === 0) {
-      const off = Number(r[2]);
-      return { kind: 'refused', gen: g, lastStart: off < 0 ? Number.POSITIVE_INFINITY : sent + off };
+      const off = Number(r[3]);
+      return { kind: 'refused', gen: g, lastStart: off < 0 ? Number.POSITIVE_INFINITY : local + off };
     }
     return {
       kind: 'admitted',
       gen: g,
-      tail: at + Number(r[2]),
-      starts: r.slice(3).map((v) => at + Number(v)),
+      tail: local + Number(r[3]),
+      starts: r.slice(4).map((v) => local + Number(v)),
     };
   }
 
