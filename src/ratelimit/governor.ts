@@ -251,6 +251,7 @@ class GovernorImpl implements Governor {
   private async decide(b: Budget, job: Job): Promise<number[]> {
     for (let round = 0; this.shared && this.mode === 'shared' && round < 8; round++) {
       try {
+        await this.shared.sync(b.numbers.name);
         const r = await this.shared.reserve(
           b.numbers.name,
           b.gen,

@@ -173,6 +173,12 @@ if ms > 0 and redis.call('PTTL', KEYS[2]) < ms then redis.call('SET', KEYS[2], '
 return 1
 `;
 
+// KEYS[1] any key of the budget (so a Cluster routes it to the budget's node). Returns Redis's time in ms.
+const CLOCK = `
+local tm = redis.call('TIME')
+return tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+`;
+
 type Reply = (string | number)[];
 
 interface GovernorCommands {
@@ -180,6 +186,7 @@ interface GovernorCommands {
   dsgwGovRestore(...args: (string | number)[]): Promise<Reply>;
   dsgwGovRelease(...args: (string | number)[]): Promise<number>;
   dsgwGovNote(...args: (string | number)[]): Promise<number>;
+  dsgwGovClock(key: string): Promise<number>;
 }
 
 export type ReserveReply =
@@ -195,14 +202,21 @@ export interface OwnCall {
   tokens: number;
 }
 
-/** How many recent round trips the clock estimate looks at. */
-const SKEW_SAMPLES = 64;
+/** A clock mapping older than this is replaced by the next sample, however slow (clocks drift). */
+const CLOCK_MAX_AGE_MS = 30_000;
+
+/** The offset between this process's clock and one Redis node's, from the fastest recent round trip. */
+interface Clock {
+  /** local − Redis, at the middle of the round trip. */
+  theta: number;
+  rtt: number;
+  at: number;
+}
 
 export class SharedLog {
   private readonly cmd: GovernorCommands;
-  /** Recent (arrival time here − Redis's "now") of replies; their minimum is the steadiest clock mapping. */
-  private readonly skews: number[] = [];
-  private skewAt = 0;
+  /** Per budget (in a Cluster each budget's node has its own clock). */
+  private readonly clocks = new Map<string, Clock>();
 
   constructor(
     redis: RedisClient,
@@ -214,22 +228,35 @@ export class SharedLog {
       redis.defineCommand('dsgwGovRestore', { numberOfKeys: 4, lua: RESTORE });
       redis.defineCommand('dsgwGovRelease', { numberOfKeys: 3, lua: RELEASE });
       redis.defineCommand('dsgwGovNote', { numberOfKeys: 2, lua: NOTE });
+      redis.defineCommand('dsgwGovClock', { numberOfKeys: 1, lua: CLOCK });
     }
     this.cmd = redis as unknown as GovernorCommands;
   }
 
   /**
-   * Redis's time of a reply → this process's clock. Every replica must start a call at the same moment relative
-   * to the log, whatever each reply's latency: one mapping (the smallest recent "arrival − Redis now", i.e. the
-   * clock difference plus the fastest one-way trip) is applied to every start, so spacing in the log is spacing in
-   * reality. Taking each reply's own arrival time instead would shift calls by that reply's delay (event-loop lag
-   * under load), which broke the window in tests.
+   * Redis's time → this process's clock. Every replica must start a call at the same moment relative to the log,
+   * whatever each reply's latency, so one mapping per budget (NTP-style: the midpoint of the fastest recent round
+   * trip) is applied to every start. Mapping each reply by its own arrival time would shift its calls by that
+   * reply's delay (event-loop lag, a NOSCRIPT resend), which broke the per-second window in tests.
    */
-  private toLocal(redisNow: number): number {
-    const sample = Date.now() - redisNow;
-    if (this.skews.length < SKEW_SAMPLES) this.skews.push(sample);
-    else this.skews[this.skewAt++ % SKEW_SAMPLES] = sample;
-    return redisNow + Math.min(...this.skews);
+  private toLocal(budget: string, redisNow: number, sent: number, received: number): number {
+    const rtt = received - sent;
+    const c = this.clocks.get(budget);
+    if (!c || rtt <= c.rtt || received - c.at > CLOCK_MAX_AGE_MS) {
+      this.clocks.set(budget, { theta: (sent + received) / 2 - redisNow, rtt, at: received });
+    }
+    return redisNow + this.clocks.get(budget)!.theta;
+  }
+
+  /** Before a budget's first reservation: a few round trips to its node for a good clock mapping. */
+  async sync(budget: string): Promise<void> {
+    if (this.clocks.has(budget)) return;
+    const k = this.keys(budget);
+    for (let i = 0; i < 3; i++) {
+      const sent = Date.now();
+      const now = Number(await this.cmd.dsgwGovClock(k.m));
+      this.toLocal(budget, now, sent, Date.now());
+    }
   }
 
   /** The keys of a budget; the braces put them on one Cluster slot. */
@@ -261,12 +288,14 @@ export class SharedLog {
       calls.length,
     );
     for (const c of calls) args.push(c.id, c.tokens);
+    const sent = Date.now();
     const r = await this.cmd.dsgwGovReserve(...args);
+    const received = Date.now();
     const code = Number(r[0]);
     const g = String(r[1]);
     if (code === 2) return { kind: 'restore', gen: g };
     if (code === 3) return { kind: 'grace', gen: g, waitMs: Number(r[2]) };
-    const local = this.toLocal(Number(r[2]));
+    const local = this.toLocal(budget, Number(r[2]), sent, received);
     if (code === 0) {
       const off = Number(r[3]);
       return { kind: 'refused', gen: g, lastStart: off < 0 ? Number.POSITIVE_INFINITY : local + off };
