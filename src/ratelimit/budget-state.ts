@@ -1,7 +1,9 @@
 /** The per-budget state a governor keeps on this replica, and the small shared types of the governor. */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { RedisClient } from '../redis.js';
 import { LocalLog } from './local-log.js';
 import { type BudgetNumbers, type Limits, limitsOf } from './plan.js';
+import type { UpstreamBudgetSettings } from './settings.js';
 import type { OwnCall } from './shared-log.js';
 import { WaitingRoom } from './waiting-room.js';
 
@@ -40,10 +42,34 @@ export interface BudgetStatus {
   queued: number;
 }
 
+export interface GovernorLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
 export type GovernorEvent =
   | { type: 'admit'; budget: string; calls: number; waitMs: number }
   | { type: 'refuse'; budget: string; calls: number; status: 400 | 429 | 503; reason: string }
   | { type: 'wait'; budget: string; ms: number };
+
+export interface GovernorOptions {
+  settings: UpstreamBudgetSettings;
+  redis?: RedisClient | undefined;
+  log?: GovernorLogger;
+  /** Metrics hook: admissions, refusals and waits. Must not throw. */
+  onEvent?: (e: GovernorEvent) => void;
+}
+
+export interface Governor {
+  admit(r: AdmissionRequest): Promise<Admission>;
+  status(): BudgetStatus;
+  /** Every model named in RATE_LIMIT_MODELS. */
+  ruleModels(): string[];
+  /** Called once at start-up: waits briefly for Redis, else starts on the local share. */
+  waitForRedis(timeoutMs: number): Promise<void>;
+  /** Stops admitting; resolves once this replica's waiting rooms are empty (admitted calls go on). */
+  close(): Promise<void>;
+}
 
 export interface Job {
   calls: { id: string; tokens: number }[];

@@ -20,18 +20,19 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayError } from '../errors.js';
-import type { RedisClient } from '../redis.js';
 import { BudgetAdmission, OpenAdmission } from './admission.js';
 import {
   type Admission,
   type AdmissionRequest,
   Budget,
-  type BudgetMode,
   type BudgetStatus,
+  type Governor,
   type GovernorEvent,
+  type GovernorLogger,
+  type GovernorOptions,
   type Job,
 } from './budget-state.js';
-import { LocalLog } from './local-log.js';
+import { Outage } from './outage.js';
 import {
   budgetNumbers,
   crowded,
@@ -44,31 +45,16 @@ import {
 import type { UpstreamBudgetSettings } from './settings.js';
 import { SharedLog } from './shared-log.js';
 
-export type { Admission, AdmissionRequest, BudgetStatus, GovernorEvent, Permit } from './budget-state.js';
-
-export interface GovernorLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
-export interface GovernorOptions {
-  settings: UpstreamBudgetSettings;
-  redis?: RedisClient | undefined;
-  log?: GovernorLogger;
-  /** Metrics hook: admissions, refusals and waits. Must not throw. */
-  onEvent?: (e: GovernorEvent) => void;
-}
-
-export interface Governor {
-  admit(r: AdmissionRequest): Promise<Admission>;
-  status(): BudgetStatus;
-  /** Every model named in RATE_LIMIT_MODELS. */
-  ruleModels(): string[];
-  /** Called once at start-up: waits briefly for Redis, else starts on the local share. */
-  waitForRedis(timeoutMs: number): Promise<void>;
-  /** Stops admitting; resolves once this replica's waiting rooms are empty (admitted calls go on). */
-  close(): Promise<void>;
-}
+export type {
+  Admission,
+  AdmissionRequest,
+  BudgetStatus,
+  Governor,
+  GovernorEvent,
+  GovernorLogger,
+  GovernorOptions,
+  Permit,
+} from './budget-state.js';
 
 const SILENT: GovernorLogger = { info: () => {}, warn: () => {} };
 
@@ -83,11 +69,7 @@ class GovernorImpl implements Governor {
   private readonly log: GovernorLogger;
   private readonly replicaId = randomBytes(6).toString('hex');
   private seq = 0;
-  private mode: BudgetMode;
-  private since = Date.now();
-  private reason: string | undefined;
-  private recovering = false;
-  private recoveryTimer: NodeJS.Timeout | undefined;
+  private readonly link: Outage;
   private closed = false;
   readonly lateMs: number;
 
@@ -98,14 +80,18 @@ class GovernorImpl implements Governor {
     const redis = opts.redis;
     this.shared = redis ? new SharedLog(redis, this.cfg.keyPrefix) : undefined;
     const anyLimit = this.cfg.defaultLimit > 0 || this.cfg.rules.some((r) => r.limit > 0);
-    this.mode = !anyLimit ? 'off' : redis ? 'shared' : 'memory';
+    this.link = new Outage(
+      !anyLimit ? 'off' : redis ? 'shared' : 'memory',
+      redis,
+      this.shared,
+      () => this.budgets(),
+      this.log,
+      this.cfg.replicas,
+    );
     for (const rule of this.cfg.rules) {
       const b = rule.limit === 0 ? null : this.newBudget(rule.name, rule.limit, rule.tokens);
       for (const m of rule.models) this.byModel.set(m, b);
     }
-    redis?.on('close', () => this.degrade(new Error('connection to Redis closed')));
-    // Proactive: a Redis that came back (maybe empty) gets this replica's calls before anything is admitted.
-    redis?.on('ready', () => void this.recover());
   }
 
   private newBudget(name: string, limit: number, tokens: number | undefined): Budget {
@@ -147,18 +133,13 @@ class GovernorImpl implements Governor {
   status(): BudgetStatus {
     let queued = 0;
     for (const b of this.budgets()) queued += b.room.size;
-    const s: BudgetStatus = { mode: this.mode, degraded: this.mode === 'fallback', queued };
-    if (this.mode === 'fallback') {
-      s.since = new Date(this.since).toISOString();
-      if (this.reason !== undefined) s.reason = this.reason;
-    }
-    return s;
+    return this.link.status(queued);
   }
 
   async admit(r: AdmissionRequest): Promise<Admission> {
     if (r.signal?.aborted) throw r.signal.reason;
     const calls = Math.max(0, Math.floor(r.calls));
-    const b = this.mode === 'off' ? undefined : this.budgetFor(r.model);
+    const b = this.link.mode === 'off' ? undefined : this.budgetFor(r.model);
     if (this.closed) {
       if (b) this.emit({ type: 'refuse', budget: b.numbers.name, calls, status: 503, reason: 'closing' });
       throw shuttingDown();
@@ -237,7 +218,8 @@ class GovernorImpl implements Governor {
     const retryMs = Number.isFinite(lastStart)
       ? lastStart - this.cfg.maxWaitMs - Date.now()
       : this.cfg.windowMs;
-    const whose = this.mode === 'shared' ? 'shared' : this.mode === 'fallback' ? 'fallback' : 'memory';
+    const whose =
+      this.link.mode === 'shared' ? 'shared' : this.link.mode === 'fallback' ? 'fallback' : 'memory';
     this.emit({
       type: 'refuse',
       budget: b.numbers.name,
@@ -249,7 +231,7 @@ class GovernorImpl implements Governor {
   }
 
   private async decide(b: Budget, job: Job): Promise<number[]> {
-    for (let round = 0; this.shared && this.mode === 'shared' && round < 8; round++) {
+    for (let round = 0; this.shared && this.link.mode === 'shared' && round < 8; round++) {
       try {
         await this.shared.sync(b.numbers.name);
         const r = await this.shared.reserve(
@@ -277,17 +259,17 @@ class GovernorImpl implements Governor {
         }
       } catch (err) {
         if (err instanceof GatewayError) throw err;
-        this.degrade(err);
+        this.link.degrade(err);
       }
     }
     // Still shared after several rounds (generations changing under us): do not guess locally with the full budget.
-    if (this.mode === 'shared') this.refuse(b, job, Date.now() + this.cfg.maxWaitMs + 1_000);
+    if (this.link.mode === 'shared') this.refuse(b, job, Date.now() + this.cfg.maxWaitMs + 1_000);
     return this.decideLocally(b, job);
   }
 
   private decideLocally(b: Budget, job: Job): number[] {
     const now = Date.now();
-    const fallback = this.mode === 'fallback';
+    const fallback = this.link.mode === 'fallback';
     b.local.prune(now);
     const floor = Math.max(now, b.holdUntil, fallback ? b.fallbackFloor : 0);
     const r = b.local.reserve(
@@ -305,8 +287,8 @@ class GovernorImpl implements Governor {
   giveBack(b: Budget, items: { id: string; tokens: number }[]): void {
     for (const i of items) b.own.delete(i.id);
     b.local.remove(items);
-    if (this.shared && this.mode === 'shared') {
-      this.shared.release(b.numbers.name, items).catch((err: unknown) => this.degrade(err));
+    if (this.shared && this.link.mode === 'shared') {
+      this.shared.release(b.numbers.name, items).catch((err: unknown) => this.link.degrade(err));
     }
   }
 
@@ -319,8 +301,8 @@ class GovernorImpl implements Governor {
       );
     }
     b.local.addTokens(extraTokens);
-    if (this.shared && this.mode === 'shared') {
-      this.shared.note(b.numbers.name, extraTokens, holdMs).catch((err: unknown) => this.degrade(err));
+    if (this.shared && this.link.mode === 'shared') {
+      this.shared.note(b.numbers.name, extraTokens, holdMs).catch((err: unknown) => this.link.degrade(err));
     }
   }
 
@@ -332,73 +314,10 @@ class GovernorImpl implements Governor {
     this.closed = true;
     const until = Date.now() + this.cfg.maxWaitMs + 1_000;
     while (this.budgets().some((b) => b.room.size > 0 || b.pumping) && Date.now() < until) await sleep(20);
-    if (this.recoveryTimer) clearInterval(this.recoveryTimer);
-    this.recoveryTimer = undefined;
+    this.link.stop();
   }
 
-  /** At start-up: a Redis that does not answer within `timeoutMs` starts this replica on its local share. */
-  async waitForRedis(timeoutMs: number): Promise<void> {
-    const redis = this.opts.redis;
-    if (!redis || this.mode !== 'shared' || redis.status === 'ready') return;
-    const ready = await new Promise<boolean>((resolve) => {
-      const onReady = (): void => {
-        clearTimeout(t);
-        resolve(true);
-      };
-      const t = setTimeout(() => {
-        redis.off('ready', onReady);
-        resolve(false);
-      }, timeoutMs);
-      redis.once('ready', onReady);
-    });
-    if (!ready) this.degrade(new Error(`Redis not reachable within ${timeoutMs} ms of start-up`));
-  }
-
-  // ---- Redis outage and return ----
-
-  private degrade(err: unknown): void {
-    if (this.mode !== 'shared' || !this.shared) return;
-    this.mode = 'fallback';
-    this.since = Date.now();
-    this.reason = err instanceof Error ? err.message : String(err);
-    for (const b of this.budgets()) {
-      // The shared calls this replica knows of may fill the window until the last of them leaves it; other
-      // replicas' calls are not known, so the local share starts only after that.
-      b.fallbackFloor = Number.isFinite(b.sharedTail) ? b.sharedTail + b.limits.spanMs : 0;
-      b.local = new LocalLog(b.keepMs);
-    }
-    this.log.warn(
-      { err: this.reason, replicas: this.cfg.replicas },
-      'Redis unreachable: the upstream budget falls back to this replica’s share (limit / RATE_LIMIT_REPLICAS) until Redis answers again',
-    );
-    // ioredis reconnects by itself and emits 'ready'; the timer covers a Redis that accepts connections but fails.
-    this.recoveryTimer ??= setInterval(() => void this.recover(), 2_000);
-    this.recoveryTimer.unref();
-  }
-
-  private async recover(): Promise<void> {
-    if (this.recovering || !this.shared || this.mode === 'off' || this.mode === 'memory') return;
-    this.recovering = true;
-    try {
-      // Write back every recent call of this replica (shared-mode ones too: Redis may have come back empty).
-      for (const b of this.budgets()) {
-        b.gen = await this.shared.restore(b.numbers.name, b.gen, this.nextId(), b.keepMs, b.live());
-      }
-      if (this.mode === 'fallback') {
-        this.mode = 'shared';
-        if (this.recoveryTimer) clearInterval(this.recoveryTimer);
-        this.recoveryTimer = undefined;
-        this.log.info(
-          { fallback_ms: Date.now() - this.since },
-          'Redis reachable again: the upstream budget is shared across replicas again',
-        );
-        this.since = Date.now();
-        this.reason = undefined;
-      }
-    } catch {
-      // Still unreachable: the timer or the next 'ready' tries again.
-    } finally {
-      this.recovering = false;
-    }
+  waitForRedis(timeoutMs: number): Promise<void> {
+    return this.link.waitForRedis(timeoutMs);
   }
 }

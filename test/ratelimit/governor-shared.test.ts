@@ -130,8 +130,10 @@ describe.skipIf(!haveRedis || !hasRedisServer())('governor on a Redis of this te
     }
     expect(govs.map((g) => g.status().mode)).toEqual(['shared', 'shared', 'shared']);
     // The outage was seen and left by every replica (the window held through it, not around it).
-    expect(logged.filter((m) => m.startsWith('Redis unreachable')).length).toBe(3);
-    expect(logged.filter((m) => m.startsWith('Redis reachable again')).length).toBe(3);
+    // (A replica may flap once more while Redis comes back: each outage it logs is left again.)
+    const down = logged.filter((m) => m.startsWith('Redis unreachable')).length;
+    expect(down).toBeGreaterThanOrEqual(3);
+    expect(logged.filter((m) => m.startsWith('Redis reachable again')).length).toBe(down);
   }, 60_000);
 });
 
