@@ -11,7 +11,6 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import type { RedisClient as Redis } from './redis.js';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config.js';
 import type { CallContext } from './embeddings/text-pipeline.js';
@@ -22,6 +21,7 @@ import { callerLimits } from './plugins/caller-limits.js';
 import { genRequestId } from './plugins/request-id.js';
 import { UpstreamBudget } from './ratelimit/budget.js';
 import { upstreamBudgetHooks } from './ratelimit/plugin.js';
+import type { RedisClient as Redis } from './redis.js';
 import { createRedis } from './redis.js';
 import { dashscopeMultimodalEmbeddingRoutes } from './routes/dashscope-multimodal-embedding.js';
 import { dashscopeMultimodalGenerationRoutes } from './routes/dashscope-multimodal-generation.js';

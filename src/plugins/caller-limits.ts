@@ -10,9 +10,9 @@
 import type { FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { RedisClient as Redis } from '../redis.js';
 import { GatewayError } from '../errors.js';
 import type { CallerLimit } from '../ratelimit/settings.js';
+import type { RedisClient as Redis } from '../redis.js';
 
 export interface CallerLimitsOptions {
   /** Key name (or `*` for every key without its own entry) → limit. Empty: the plugin does nothing. */

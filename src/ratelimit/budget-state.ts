@@ -63,6 +63,11 @@ export interface GovernorOptions {
 export interface Governor {
   admit(r: AdmissionRequest): Promise<Admission>;
   status(): BudgetStatus;
+  /**
+   * The most calls (of `tokensPerCall` each) one request for `model` can ever be admitted with; undefined when the
+   * model's calls are not limited. The route multiplies it by its texts per call for its own 400 wording.
+   */
+  largestRequest(model: string | undefined, tokensPerCall?: number): number | undefined;
   /** Every model named in RATE_LIMIT_MODELS. */
   ruleModels(): string[];
   /** Called once at start-up: waits briefly for Redis, else starts on the local share. */

@@ -126,6 +126,11 @@ class GovernorImpl implements Governor {
     this.opts.onEvent?.(e);
   }
 
+  largestRequest(model: string | undefined, tokensPerCall = 0): number | undefined {
+    const b = this.link.mode === 'off' ? undefined : this.budgetFor(model);
+    return b ? largestRequest(b.limits, this.cfg.maxWaitMs, tokensPerCall) : undefined;
+  }
+
   ruleModels(): string[] {
     return this.cfg.rules.flatMap((r) => r.models);
   }

@@ -38,11 +38,12 @@ describe('LocalLog (reservation log)', () => {
         const r = log.reserve(ids, tokens, now, now + 2000, lim);
         if (!r.ok) continue;
         r.starts.forEach((t, j) => placed.set(ids[j]!, { at: t, tokens: tokens[j]! }));
-        if (rand() < 0.2) {
+        const fate = rand();
+        if (fate < 0.2) {
           // The request ended early: its last call never went.
           log.remove([{ id: ids.at(-1)!, tokens: tokens.at(-1)! }]);
           placed.delete(ids.at(-1)!);
-        } else if (rand() < 0.2) {
+        } else if (fate < 0.4) {
           // Billed more than estimated, learnt when the request's last call replied (before anything later was
           // reserved): every later reservation must make room for it.
           const extra = Math.floor(rand() * 200);

@@ -30,6 +30,7 @@ describe('governor, one replica in memory', () => {
     );
     expect(largest).toBeGreaterThan(20); // more than one window's worth fits within 6 s of waiting
     const g = governor();
+    expect(g.largestRequest('text-embedding-v4')).toBe(largest);
     const log: Call[] = [];
     const r = await request(g, largest + 1, log);
     expect(r.status).toBe(400);
