@@ -37,7 +37,7 @@ describe('LocalLog (reservation log)', () => {
         const ids = tokens.map(() => String(++id));
         const r = log.reserve(ids, tokens, now, now + 2000, lim);
         if (!r.ok) continue;
-        r.starts.forEach((t, j) => placed.set(ids[j]!, { at: t, tokens: tokens[j]! }));
+        for (const [j, t] of r.starts.entries()) placed.set(ids[j]!, { at: t, tokens: tokens[j]! });
         const fate = rand();
         if (fate < 0.2) {
           // The request ended early: its last call never went.
