@@ -14,6 +14,7 @@ export class Outage {
   reason: string | undefined;
   private recovering = false;
   private recoveryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(
     public mode: BudgetMode,
@@ -37,7 +38,9 @@ export class Outage {
     return s;
   }
 
+  /** The governor closed: the connection closing now is the shutdown, not an outage. */
   stop(): void {
+    this.stopped = true;
     if (this.recoveryTimer) clearInterval(this.recoveryTimer);
     this.recoveryTimer = undefined;
   }
@@ -63,7 +66,7 @@ export class Outage {
   // ---- Redis outage and return ----
 
   degrade(err: unknown): void {
-    if (this.mode !== 'shared' || !this.shared) return;
+    if (this.mode !== 'shared' || !this.shared || this.stopped) return;
     this.mode = 'fallback';
     this.since = Date.now();
     this.reason = err instanceof Error ? err.message : String(err);
@@ -83,7 +86,8 @@ export class Outage {
   }
 
   async recover(): Promise<void> {
-    if (this.recovering || !this.shared || this.mode === 'off' || this.mode === 'memory') return;
+    if (this.recovering || this.stopped || !this.shared || this.mode === 'off' || this.mode === 'memory')
+      return;
     this.recovering = true;
     try {
       // Write back every recent call of this replica (shared-mode ones too: Redis may have come back empty).
