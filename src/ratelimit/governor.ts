@@ -19,7 +19,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GatewayError } from '../errors.js';
 import { BudgetAdmission, OpenAdmission } from './admission.js';
 import {
   type Admission,
@@ -32,16 +31,9 @@ import {
   type GovernorOptions,
   type Job,
 } from './budget-state.js';
+import { decide } from './decide.js';
 import { Outage } from './outage.js';
-import {
-  budgetNumbers,
-  crowded,
-  fitsEmpty,
-  largestRequest,
-  neverFits,
-  pacing,
-  shuttingDown,
-} from './plan.js';
+import { budgetNumbers, crowded, fitsEmpty, largestRequest, neverFits, shuttingDown } from './plan.js';
 import type { UpstreamBudgetSettings } from './settings.js';
 import { SharedLog } from './shared-log.js';
 
@@ -63,13 +55,13 @@ export function createGovernor(opts: GovernorOptions): Governor {
 }
 
 class GovernorImpl implements Governor {
-  private readonly cfg: UpstreamBudgetSettings;
+  readonly cfg: UpstreamBudgetSettings;
   private readonly byModel = new Map<string, Budget | null>();
-  private readonly shared: SharedLog | undefined;
+  readonly shared: SharedLog | undefined;
   private readonly log: GovernorLogger;
   private readonly replicaId = randomBytes(6).toString('hex');
   private seq = 0;
-  private readonly link: Outage;
+  readonly link: Outage;
   private closed = false;
   readonly lateMs: number;
 
@@ -122,7 +114,7 @@ class GovernorImpl implements Governor {
     return `${this.replicaId}:${++this.seq}`;
   }
 
-  private emit(e: GovernorEvent): void {
+  emit(e: GovernorEvent): void {
     this.opts.onEvent?.(e);
   }
 
@@ -209,84 +201,13 @@ class GovernorImpl implements Governor {
     void (async () => {
       for (let job = b.room.shift(); job; job = b.room.shift()) {
         try {
-          job.resolve(await this.decide(b, job));
+          job.resolve(await decide(this, b, job));
         } catch (err) {
           job.reject(err);
         }
       }
       b.pumping = false;
     })();
-  }
-
-  private refuse(b: Budget, job: Job, lastStart: number): never {
-    // A retry is admitted within its own wait once lastStart - now ≤ maxWait (if nobody reserves in between).
-    const retryMs = Number.isFinite(lastStart)
-      ? lastStart - this.cfg.maxWaitMs - Date.now()
-      : this.cfg.windowMs;
-    const whose =
-      this.link.mode === 'shared' ? 'shared' : this.link.mode === 'fallback' ? 'fallback' : 'memory';
-    this.emit({
-      type: 'refuse',
-      budget: b.numbers.name,
-      calls: job.calls.length,
-      status: 429,
-      reason: 'later',
-    });
-    throw pacing(b.numbers, whose, job.calls.length, retryMs);
-  }
-
-  private async decide(b: Budget, job: Job): Promise<number[]> {
-    for (let round = 0; this.shared && this.link.mode === 'shared' && round < 8; round++) {
-      try {
-        await this.shared.sync(b.numbers.name);
-        const r = await this.shared.reserve(
-          b.numbers.name,
-          b.gen,
-          this.nextId(),
-          this.cfg.restoreGraceMs,
-          job.latest - Date.now(),
-          b.limits,
-          b.keepMs,
-          job.calls,
-        );
-        if (r.kind === 'admitted') {
-          b.sharedTail = r.tail;
-          b.remember(job.calls, r.starts);
-          return r.starts;
-        }
-        if (r.kind === 'refused') this.refuse(b, job, r.lastStart);
-        if (r.kind === 'restore') {
-          b.gen = await this.shared.restore(b.numbers.name, r.gen, r.gen, b.keepMs, b.live());
-        } else if (r.kind === 'grace') {
-          if (Date.now() + r.waitMs > job.latest)
-            this.refuse(b, job, Date.now() + r.waitMs + this.cfg.maxWaitMs);
-          await sleep(r.waitMs);
-        }
-      } catch (err) {
-        if (err instanceof GatewayError) throw err;
-        this.link.degrade(err);
-      }
-    }
-    // Still shared after several rounds (generations changing under us): do not guess locally with the full budget.
-    if (this.link.mode === 'shared') this.refuse(b, job, Date.now() + this.cfg.maxWaitMs + 1_000);
-    return this.decideLocally(b, job);
-  }
-
-  private decideLocally(b: Budget, job: Job): number[] {
-    const now = Date.now();
-    const fallback = this.link.mode === 'fallback';
-    b.local.prune(now);
-    const floor = Math.max(now, b.holdUntil, fallback ? b.fallbackFloor : 0);
-    const r = b.local.reserve(
-      job.calls.map((c) => c.id),
-      job.calls.map((c) => c.tokens),
-      floor,
-      job.latest,
-      fallback ? b.share : b.limits,
-    );
-    if (!r.ok) this.refuse(b, job, r.lastStart);
-    if (this.shared) b.remember(job.calls, r.starts);
-    return r.starts;
   }
 
   giveBack(b: Budget, items: { id: string; tokens: number }[]): void {
