@@ -8,17 +8,22 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type Role, startRole } from './roles.js';
+import type { UpstreamRequest } from './static-upstream.js';
 
 export type { Role } from './roles.js';
 
 export interface ChildOptions {
   upstreamKey: string;
-  /** reference, gateway: the emulator's URL. */
+  /** static: the requests whose replies it prepares at start-up. */
+  upstreamRequests?: UpstreamRequest[];
+  /** reference, gateway: the upstream's URL. */
   upstreamUrl?: string;
   /** gateway: name:key pairs. */
   gatewayKeys?: string;
   /** gateway: LOG_LEVEL. */
   logLevel?: string;
+  /** gateway: more environment (e.g. a cache setting for cache-hit cases); wins over the defaults below. */
+  env?: Record<string, string>;
 }
 
 export interface ChildStats {
@@ -79,11 +84,13 @@ if (!useHwm) {
 const server = await startRole(role, {
   upstreamKey: opts.upstreamKey,
   upstreamUrl: opts.upstreamUrl,
+  upstreamRequests: opts.upstreamRequests,
   gatewayEnv: {
     GATEWAY_API_KEYS: opts.gatewayKeys,
     LOG_LEVEL: opts.logLevel ?? 'warn',
     // The upstream budget (default 120 calls/min) would turn the load into 429s: the bench measures the hop.
     RATE_LIMIT_RPM: '0',
+    ...opts.env,
   },
 });
 const send = (m: ChildMessage): void => {

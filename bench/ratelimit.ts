@@ -19,7 +19,6 @@
  */
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
+import { freePort } from '../test/support/ports.js';
 import type { RlChildMessage, RlChildOptions, RlParentMessage, RlRole, RlStats } from './ratelimit-child.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -54,17 +54,6 @@ const CONNECTIONS = Number(args.connections);
 const ROUNDS = Number(args.rounds);
 
 // ---------------------------------------------------------------- processes
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function startRedis(): Promise<{ url: string; stop: () => void }> {
   if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, stop: () => {} };

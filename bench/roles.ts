@@ -3,12 +3,15 @@
  * Each role imports only its own modules, so the reference's RSS does not include the gateway's code.
  */
 import type { AddressInfo } from 'node:net';
+import type { UpstreamRequest } from './static-upstream.js';
 
-export type Role = 'emulator' | 'reference' | 'gateway';
+export type Role = 'emulator' | 'static' | 'reference' | 'gateway';
 
 export interface RoleOptions {
   upstreamKey: string;
-  /** reference, gateway: the emulator's URL. */
+  /** static: the requests whose (emulator) replies it serves. */
+  upstreamRequests?: readonly UpstreamRequest[];
+  /** reference, gateway: the upstream's URL (emulator or static upstream). */
   upstreamUrl?: string;
   /** gateway: environment on top of the upstream key, base URL and a loopback listener (LOG_LEVEL defaults to warn). */
   gatewayEnv?: Record<string, string | undefined>;
@@ -24,6 +27,11 @@ export async function startRole(role: Role, opts: RoleOptions): Promise<RunningR
     const { startEmulator } = await import('../src/emulator/server.js');
     const emu = await startEmulator({ apiKey: opts.upstreamKey, fast: true });
     return { port: emu.port, close: () => emu.close() };
+  }
+  if (role === 'static') {
+    const { prepareReplies, startStaticUpstream } = await import('./static-upstream.js');
+    const replies = await prepareReplies(opts.upstreamKey, opts.upstreamRequests ?? []);
+    return startStaticUpstream(replies);
   }
   if (role === 'reference') {
     const { buildReference } = await import('./reference.js');

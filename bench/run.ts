@@ -1,12 +1,15 @@
 /**
  * `npm run bench`: throughput, latency, CPU per request and peak RSS of the gateway against a minimal
- * pass-through proxy (bench/reference.ts) and against the DashScope emulator called directly, in one run.
+ * pass-through proxy (bench/reference.ts) and against the upstream called directly, in one run.
  * See bench/README.md for what each case is and how to read the figures.
  *
- * Processes: the emulator (fast mode: replies cached by body, nothing recorded), the reference proxy, the
- * gateway at LOG_LEVEL=warn and a second gateway at LOG_LEVEL=info each run as a child (bench/child.ts), so CPU
- * and RSS are per process; autocannon runs here, in the parent. Loopback only; every load loop is bounded by
- * its duration.
+ * Processes: the static upstream (bench/static-upstream.ts: the emulator's replies, computed once at start-up
+ * and replayed as prepared bytes, so the upstream costs next to nothing), the reference proxy, the gateway at
+ * LOG_LEVEL=warn and a second gateway at LOG_LEVEL=info each run as a child (bench/child.ts), so CPU and RSS are
+ * per process; autocannon runs here, in the parent. Loopback only; every load loop is bounded by its duration.
+ *
+ * Before any ratio is printed, the run shows how much faster the direct case (client → static upstream) is than
+ * the reference: the ratios only measure the proxies when the upstream is far from being the bottleneck.
  *
  * Each case's measuring time is cut into --rounds slices and the slices of all cases are interleaved
  * (round 1: every case for duration/rounds seconds, round 2: again, ...), so a burst of background load on a
@@ -26,6 +29,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { build } from 'esbuild';
 import type { ChildMessage, ChildOptions, ChildStats, ParentMessage, Role } from './child.js';
+import { prepareReplies, type UpstreamRequest } from './static-upstream.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(HERE, 'results');
@@ -34,6 +38,8 @@ const GATEWAY_KEY = 'gw-bench-key-0123456789';
 const NATIVE_PATH = '/api/v1/services/embeddings/text-embedding/text-embedding';
 const MODEL = 'text-embedding-v4';
 const DIM = 1024;
+/** Below this direct-to-reference throughput factor the upstream is too close to being the bottleneck. */
+const MIN_HEADROOM = 3;
 
 const { values: args } = parseArgs({
   options: {
@@ -148,7 +154,7 @@ const TEXTS = Array.from(
   (_, i) => `benchmark passage ${i}: a self-hosted gateway relays embedding requests to DashScope`,
 );
 
-/** Exactly the body the gateway sends upstream, so every case makes the emulator do the same (cached) work. */
+/** Exactly the body the gateway sends upstream, so every case gets the same prepared reply from the upstream. */
 const nativeBody = (rows: number): string =>
   JSON.stringify({ model: MODEL, input: { texts: TEXTS.slice(0, rows) }, parameters: { dimension: DIM } });
 
@@ -179,7 +185,7 @@ function sameVectors(a: Vectors, b: Vectors): boolean {
 
 // ---------------------------------------------------------------- cases
 
-type Kind = 'emulator-direct' | 'reference' | 'gateway' | 'gateway-info';
+type Kind = 'direct' | 'reference' | 'gateway' | 'gateway-info';
 
 interface CaseSpec {
   name: string;
@@ -192,6 +198,70 @@ interface CaseSpec {
   headers: Record<string, string>;
   vectors: (body: string) => Vectors;
 }
+
+type Target = 'upstream' | 'reference' | 'gateway' | 'gateway-info';
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+const UPSTREAM_AUTH = { ...JSON_HEADERS, authorization: `Bearer ${UPSTREAM_KEY}` };
+const GATEWAY_AUTH = { ...JSON_HEADERS, authorization: `Bearer ${GATEWAY_KEY}` };
+
+/** Input texts per request: every case runs once per entry. */
+const ROWS = [1, 10] as const;
+
+/** What the static upstream must be able to answer: every body a case (or a gateway behind it) sends upstream. */
+const UPSTREAM_REQUESTS: readonly UpstreamRequest[] = ROWS.map((rows) => ({
+  path: NATIVE_PATH,
+  body: nativeBody(rows),
+}));
+
+/** The request of a case, for `rows` texts. */
+type CaseRequest = Pick<CaseSpec, 'path' | 'body' | 'headers' | 'vectors' | 'encoding'>;
+
+/**
+ * One row of the case table, run once per ROWS entry. To add a case, add a row (and, if its process sends a new
+ * body upstream, an entry in UPSTREAM_REQUESTS; for a new process, e.g. a gateway with other settings, a Target and a
+ * startChild in main() with ChildOptions.env).
+ */
+interface CaseDef {
+  /** `size` is e.g. "10×1024". */
+  name: (size: string) => string;
+  kind: Kind;
+  target: Target;
+  request: (rows: number) => CaseRequest;
+}
+
+const native =
+  (headers: Record<string, string>) =>
+  (rows: number): CaseRequest => ({
+    path: NATIVE_PATH,
+    body: nativeBody(rows),
+    headers,
+    vectors: nativeVectors,
+    encoding: 'float',
+  });
+
+const openai =
+  (encoding: 'float' | 'base64') =>
+  (rows: number): CaseRequest => ({
+    path: '/v1/embeddings',
+    body: openAIBody(rows, encoding),
+    headers: GATEWAY_AUTH,
+    vectors: openAIVectors,
+    encoding,
+  });
+
+const CASES: readonly CaseDef[] = [
+  { name: (s) => `direct ${s}`, kind: 'direct', target: 'upstream', request: native(UPSTREAM_AUTH) },
+  { name: (s) => `reference ${s}`, kind: 'reference', target: 'reference', request: native(JSON_HEADERS) },
+  { name: (s) => `gateway ${s} float`, kind: 'gateway', target: 'gateway', request: openai('float') },
+  { name: (s) => `gateway ${s} base64`, kind: 'gateway', target: 'gateway', request: openai('base64') },
+  {
+    name: (s) => `gateway ${s} float LOG_LEVEL=info`,
+    kind: 'gateway-info',
+    target: 'gateway-info',
+    request: openai('float'),
+  },
+];
 
 interface CaseResult {
   name: string;
@@ -213,7 +283,8 @@ interface CaseResult {
   non2xx: number;
   timeouts: number;
   cpuUsPerReq: number;
-  emulatorCpuUsPerReq: number;
+  /** CPU of the static upstream per request of this case. */
+  upstreamCpuUsPerReq: number;
   /** Highest RSS of the process while this case ran. */
   peakRssMB: number;
   /** Highest RSS of the process since it started (all cases it served so far). */
@@ -235,7 +306,7 @@ interface Slice {
   non2xx: number;
   timeouts: number;
   cpuUs: number;
-  emulatorCpuUs: number;
+  upstreamCpuUs: number;
   end: ChildStats;
 }
 
@@ -265,10 +336,10 @@ async function prepareCase(c: CaseSpec, expected: Vectors): Promise<string | und
   return undefined;
 }
 
-async function measureSlice(c: CaseSpec, emulator: Child, seconds: number): Promise<Slice> {
-  const [t0, e0] = await Promise.all([c.target.stats(true), emulator.stats(true)]);
+async function measureSlice(c: CaseSpec, upstream: Child, seconds: number): Promise<Slice> {
+  const [t0, e0] = await Promise.all([c.target.stats(true), upstream.stats(true)]);
   const r = await autocannon({ ...loadOf(c), duration: seconds, timeout: 10 });
-  const [t1, e1] = await Promise.all([c.target.stats(false), emulator.stats(false)]);
+  const [t1, e1] = await Promise.all([c.target.stats(false), upstream.stats(false)]);
   const cpu = (a: ChildStats, b: ChildStats): number => b.userUs + b.systemUs - a.userUs - a.systemUs;
   return {
     requests: r.requests.total,
@@ -279,7 +350,7 @@ async function measureSlice(c: CaseSpec, emulator: Child, seconds: number): Prom
     non2xx: r.non2xx,
     timeouts: r.timeouts,
     cpuUs: cpu(t0, t1),
-    emulatorCpuUs: cpu(e0, e1),
+    upstreamCpuUs: cpu(e0, e1),
     end: t1,
   };
 }
@@ -317,7 +388,7 @@ function summarise(c: CaseSpec, slices: Slice[], problem: string | undefined): C
     non2xx,
     timeouts,
     cpuUsPerReq: round(sum((s) => s.cpuUs) / n),
-    emulatorCpuUsPerReq: round(sum((s) => s.emulatorCpuUs) / n),
+    upstreamCpuUsPerReq: round(sum((s) => s.upstreamCpuUs) / n),
     peakRssMB: round(Math.max(0, ...slices.map((s) => s.end.windowPeakRssBytes)) / MB),
     lifetimePeakRssMB: round((last?.lifetimePeakRssBytes ?? 0) / MB),
     peakSource: last?.peakSource ?? '',
@@ -339,9 +410,9 @@ function printTable(results: CaseResult[]): void {
     r.ok ? `${r.p99Ms}${x(r.ratio?.p99)}` : '',
     r.ok ? `${r.cpuUsPerReq}${x(r.ratio?.cpuPerReq)}` : '',
     r.ok ? `${r.peakRssMB}${x(r.ratio?.peakRss)}` : '',
-    r.ok ? `${r.emulatorCpuUsPerReq}` : '',
+    r.ok ? `${r.upstreamCpuUsPerReq}` : '',
   ]);
-  const head = ['case', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'peak RSS MB', 'emulator µs/req'];
+  const head = ['case', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'peak RSS MB', 'upstream µs/req'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -350,6 +421,35 @@ function printTable(results: CaseResult[]): void {
   process.stdout.write(
     '(×) = ratio to the reference proxy for the same payload; CPU and RSS are those of the process under test\n',
   );
+}
+
+/**
+ * How many times faster the direct case is than the reference, per payload, printed before any ratio: when the
+ * upstream is close to the reference's speed, the ratios measure the upstream, not the proxies.
+ */
+function printHeadroom(results: CaseResult[]): Record<string, number | undefined> {
+  const out: Record<string, number | undefined> = {};
+  process.stdout.write('\nUpstream headroom (direct req/s ÷ reference req/s, must be well above 1):\n');
+  for (const rows of ROWS) {
+    const direct = results.find((r) => r.kind === 'direct' && r.rows === rows && r.ok);
+    const ref = referenceFor(results, rows);
+    const size = `${rows}×${DIM}`;
+    if (!direct || !ref) {
+      out[size] = undefined;
+      process.stdout.write(`  ${size}: n/a (direct or reference case missing or failed)\n`);
+      continue;
+    }
+    const factor = round(direct.reqPerSec / ref.reqPerSec, 2);
+    out[size] = factor;
+    process.stdout.write(`  ${size}: ${direct.reqPerSec} / ${ref.reqPerSec} = ${factor}×\n`);
+    if (factor < MIN_HEADROOM) {
+      process.stdout.write(
+        `\n  !!!!!!!! WARNING: the direct case is only ${factor}× the reference at ${size} (< ${MIN_HEADROOM}×).\n` +
+          '  !!!!!!!! The upstream or the load generator is near saturation: the ratios below are NOT meaningful.\n\n',
+      );
+    }
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -362,9 +462,13 @@ async function main(): Promise<void> {
   childEntry = await buildChild();
   const children: Child[] = [];
   try {
-    const emulator = await startChild('emulator', 'emulator', { upstreamKey: UPSTREAM_KEY });
-    children.push(emulator);
-    const upstreamUrl = `http://127.0.0.1:${emulator.port}`;
+    // The upstream: the emulator's answers to UPSTREAM_REQUESTS, prepared once, replayed as bytes.
+    const upstream = await startChild('upstream', 'static', {
+      upstreamKey: UPSTREAM_KEY,
+      upstreamRequests: [...UPSTREAM_REQUESTS],
+    });
+    children.push(upstream);
+    const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
     const [reference, gateway, gatewayInfo] = await Promise.all([
       startChild(
         'reference',
@@ -389,60 +493,32 @@ async function main(): Promise<void> {
       ),
     ]);
     children.push(reference, gateway, gatewayInfo);
+    const processes: Record<Target, Child> = {
+      upstream,
+      reference,
+      gateway,
+      'gateway-info': gatewayInfo,
+    };
 
-    const json = { 'content-type': 'application/json' };
-    const upstreamAuth = { ...json, authorization: `Bearer ${UPSTREAM_KEY}` };
-    const gatewayAuth = { ...json, authorization: `Bearer ${GATEWAY_KEY}` };
+    // The truth every case's vectors are compared with: a fresh emulator's own answers (in this process), so a
+    // static upstream that replayed the wrong bytes fails the direct case's check.
+    const truth = await prepareReplies(UPSTREAM_KEY, UPSTREAM_REQUESTS);
     const planned: { spec: CaseSpec; expected: Vectors }[] = [];
-    for (const rows of [1, 10]) {
+    for (const rows of ROWS) {
       const size = `${rows}×${DIM}`;
-      const native = { path: NATIVE_PATH, body: nativeBody(rows), vectors: nativeVectors };
-      const openai = (encoding: 'float' | 'base64') => ({
-        path: '/v1/embeddings',
-        body: openAIBody(rows, encoding),
-        headers: gatewayAuth,
-        vectors: openAIVectors,
-        encoding,
-      });
-      const cases: CaseSpec[] = [
-        {
-          name: `emulator direct ${size}`,
-          kind: 'emulator-direct',
+      const expected = nativeVectors(truth.get(nativeBody(rows))!.body);
+      for (const def of CASES) {
+        const name = def.name(size);
+        if (CASE_FILTER && !CASE_FILTER.test(name)) continue;
+        const spec: CaseSpec = {
+          name,
+          kind: def.kind,
           rows,
-          encoding: 'float',
-          target: emulator,
-          headers: upstreamAuth,
-          ...native,
-        },
-        {
-          name: `reference ${size}`,
-          kind: 'reference',
-          rows,
-          encoding: 'float',
-          target: reference,
-          headers: json,
-          ...native,
-        },
-        { name: `gateway ${size} float`, kind: 'gateway', rows, target: gateway, ...openai('float') },
-        { name: `gateway ${size} base64`, kind: 'gateway', rows, target: gateway, ...openai('base64') },
-        {
-          name: `gateway ${size} float LOG_LEVEL=info`,
-          kind: 'gateway-info',
-          rows,
-          target: gatewayInfo,
-          ...openai('float'),
-        },
-      ];
-      // The emulator's own answer is the truth every case's vectors are compared with.
-      const truth = await fetch(`${upstreamUrl}${NATIVE_PATH}`, {
-        method: 'POST',
-        headers: upstreamAuth,
-        body: nativeBody(rows),
-        signal: AbortSignal.timeout(10_000),
-      });
-      const expected = nativeVectors(await truth.text());
-      for (const spec of cases)
-        if (!CASE_FILTER || CASE_FILTER.test(spec.name)) planned.push({ spec, expected });
+          target: processes[def.target],
+          ...def.request(rows),
+        };
+        planned.push({ spec, expected });
+      }
     }
 
     const problems = new Map<CaseSpec, string | undefined>();
@@ -457,7 +533,7 @@ async function main(): Promise<void> {
       process.stdout.write(`round ${r}/${ROUNDS}:`);
       for (const { spec } of planned) {
         if (problems.get(spec) !== undefined) continue;
-        const slice = await measureSlice(spec, emulator, sliceSeconds);
+        const slice = await measureSlice(spec, upstream, sliceSeconds);
         slices.get(spec)!.push(slice);
         process.stdout.write(` ${Math.round(slice.requests / slice.seconds)}`);
       }
@@ -476,6 +552,7 @@ async function main(): Promise<void> {
         peakRss: round(r.peakRssMB / ref.peakRssMB, 2),
       };
     }
+    const headroom = printHeadroom(results);
     printTable(results);
 
     const at = (kind: Kind, rows: number, encoding: string): CaseResult | undefined =>
@@ -523,7 +600,8 @@ async function main(): Promise<void> {
         gatewayFlags: GATEWAY_FLAGS,
       },
       gatewayInfoLogLines: logLines,
-      references: [1, 10].map((rows) => referenceFor(results, rows)).filter((r) => r !== undefined),
+      references: ROWS.map((rows) => referenceFor(results, rows)).filter((r) => r !== undefined),
+      headroom,
       cases: results,
       targets,
     };

@@ -118,6 +118,12 @@ const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9._:-]{1,64}$/)
     .default('dsgw:'),
   CALLER_RATE_LIMITS: callerLimits.default(new Map()),
+  // Exact token counting (src/tokens/): worker threads, bytes per request, time per request. 1 MiB of English
+  // prose (~200k tokens) counts in ~1.3-2.7 s on one core, so 5 s lets a legitimate request at the byte cap
+  // finish on a loaded box, while a pathological text (BPE is quadratic on long runs without spaces) is cut off.
+  TOKENIZER_WORKERS: int(1, 32).default(1),
+  TOKENIZER_MAX_BYTES_PER_REQUEST: int(64 * 1024, 64 * 1024 * 1024).default(1024 * 1024),
+  TOKENIZER_TIMEOUT_MS: int(100, 600_000).default(5_000),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -149,6 +155,8 @@ export interface Config {
   upstreamBudget: UpstreamBudgetSettings;
   /** Per gateway key name (or `*`): incoming requests allowed per window. */
   callerLimits: Map<string, CallerLimit>;
+  /** Exact token counts in worker threads (src/tokens/). */
+  tokenizer: { workers: number; maxBytesPerRequest: number; timeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -266,5 +274,10 @@ export function loadConfig(
       restoreGraceMs: e.RATE_LIMIT_RESTORE_GRACE_MS,
     },
     callerLimits: e.CALLER_RATE_LIMITS,
+    tokenizer: {
+      workers: e.TOKENIZER_WORKERS,
+      maxBytesPerRequest: e.TOKENIZER_MAX_BYTES_PER_REQUEST,
+      timeoutMs: e.TOKENIZER_TIMEOUT_MS,
+    },
   };
 }

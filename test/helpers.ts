@@ -79,9 +79,24 @@ export function upstreamCalls(emu: Emulator, pathPrefix = '/'): Emulator['receiv
 }
 
 /**
+ * A handle whose properties resolve to `get()`'s value when a test uses them: hooks create the stacks, but the
+ * describe body that holds the handle runs before any hook.
+ */
+function lateHandle(get: () => Stack | undefined, who: string): Stack {
+  return new Proxy({} as Stack, {
+    get: (_target, key) => {
+      const current = get();
+      if (!current) throw new Error(`${who}: the stack is used before beforeAll has started it`);
+      return current[key as keyof Stack];
+    },
+  });
+}
+
+/**
  * One stack for the tests of the enclosing describe block: started before them, closed after them, and the
  * emulator's recorded requests and faults cleared before each test. Returns a handle whose properties resolve to
  * the running stack when a test uses them (the stack does not exist yet when the describe body runs).
+ * A file's own beforeAll/afterAll hooks registered after this call run after the start and before the close.
  */
 export function useStack(opts: StackOptions = {}): Stack {
   let current: Stack | undefined;
@@ -93,10 +108,60 @@ export function useStack(opts: StackOptions = {}): Stack {
     current!.emu.clearReceived();
     current!.emu.clearFaults();
   });
-  return new Proxy({} as Stack, {
-    get: (_target, key) => {
-      if (!current) throw new Error('useStack(): the stack is used before beforeAll has started it');
-      return current[key as keyof Stack];
-    },
+  return lateHandle(() => current, 'useStack()');
+}
+
+/**
+ * `count` gateways in front of ONE upstream, as replicas in front of DashScope: the first stack's emulator serves
+ * all of them (the others' own emulators stay idle). `opts.env` applies to every replica (e.g. one REDIS_URL they
+ * share). Close them with closeReplicas(), which closes the emulator's owner last.
+ */
+export async function startReplicas(count: number, opts: StackOptions = {}): Promise<Stack[]> {
+  const first = await startStack(opts);
+  const stacks = [first];
+  try {
+    for (let i = 1; i < count; i++) {
+      stacks.push(await startStack({ ...opts, env: { ...opts.env, DASHSCOPE_BASE_URL: first.emu.url } }));
+    }
+  } catch (err) {
+    // No caller holds the ones already started: close them rather than leak their ports and timers.
+    await closeReplicas(stacks);
+    throw err;
+  }
+  return stacks;
+}
+
+/** Closes replicas in reverse order: the others still use the first one's emulator until they are closed. */
+export async function closeReplicas(stacks: readonly Stack[]): Promise<void> {
+  for (const s of [...stacks].reverse()) await s.close();
+}
+
+/**
+ * startReplicas() for the tests of the enclosing describe block, with useStack()'s lifecycle: started before them,
+ * closed after them, the shared emulator's requests and faults cleared before each test.
+ */
+export function useReplicas(count: number, opts: StackOptions = {}): Stack[] {
+  const stacks: Stack[] = [];
+  beforeAll(async () => {
+    stacks.push(...(await startReplicas(count, opts)));
   });
+  afterAll(async () => closeReplicas(stacks.splice(0)));
+  beforeEach(() => {
+    stacks[0]!.emu.clearReceived();
+    stacks[0]!.emu.clearFaults();
+  });
+  return Array.from({ length: count }, (_, i) => lateHandle(() => stacks[i], 'useReplicas()'));
+}
+
+/**
+ * A stack of one test's own (a setting no other test in the file should see, or a state that would stall the
+ * shared one): started, handed to `fn`, and closed whatever `fn` does.
+ */
+export async function withStack<T>(opts: StackOptions, fn: (s: Stack) => Promise<T>): Promise<T> {
+  const s = await startStack(opts);
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
 }

@@ -4,14 +4,13 @@
  * bounded-concurrency fan-out (all or nothing), and the strict check of each reply.
  * The caller-facing shapes are built by the translator modules in ../translate/.
  */
-import { GatewayError, invalidInput } from '../errors.js';
+import { invalidInput } from '../errors.js';
+import type { CallContext } from '../http/call-context.js';
 import type { TextEmbeddingModel } from '../models/index.js';
-import { tokensOverLimit } from '../tokens.js';
-import type { Upstream, UpstreamTrace } from '../upstream/client.js';
+import type { TokenChecker, TokenCounts } from '../tokens/index.js';
 import { ScanError, type ScannedItem, scanEmbeddingReply } from '../upstream/embedding-scan.js';
-import { upstreamFailure } from '../upstream/errors.js';
-
-export const TEXT_EMBEDDING_PATH = '/api/v1/services/embeddings/text-embedding/text-embedding';
+import { TEXT_EMBEDDING_PATH } from '../upstream/paths.js';
+import { unusableReply as badReply, mapLimit } from './fan-out.js';
 
 export type OutputType = 'dense' | 'sparse' | 'dense&sparse';
 
@@ -26,17 +25,6 @@ export interface TextEmbeddingJob {
   outputType: OutputType;
   /** Decode the vectors to float32 while checking the reply (the caller wants base64): one pass, not two. */
   decode?: boolean;
-}
-
-/** Everything a call needs from the request it serves. */
-export interface CallContext {
-  upstream: Upstream;
-  requestId: string;
-  signal: AbortSignal;
-  trace: UpstreamTrace[];
-  /** Scrubbed from any upstream text echoed to the caller. */
-  secret: string;
-  concurrency: number;
 }
 
 export interface MergedItem {
@@ -54,12 +42,17 @@ export interface TextEmbeddingResult {
   passthrough: Buffer | undefined;
 }
 
-/** Checks each text: a non-empty string within the model's token limit. `param(i)` names the field for errors. */
-export function checkTexts(
+/**
+ * Checks each text: a non-empty string within the model's token limit (the token checks run after every text
+ * passed the type checks; see src/tokens/). `param(i)` names the field for errors. Returns the texts and their
+ * token counts or estimates.
+ */
+export async function checkTexts(
   texts: unknown[],
   model: TextEmbeddingModel,
   param: (i: number) => string,
-): string[] {
+  tokens: TokenChecker,
+): Promise<{ texts: string[]; counts: TokenCounts }> {
   for (let i = 0; i < texts.length; i++) {
     const t = texts[i];
     if (typeof t !== 'string') {
@@ -71,52 +64,10 @@ export function checkTexts(
       );
     }
     if (t.length === 0) throw invalidInput(param(i), 'must not be empty');
-    const over = tokensOverLimit(t, model.maxTokens);
-    if (over !== undefined) {
-      throw invalidInput(
-        param(i),
-        `is ${over} tokens long; ${model.name} accepts at most ${model.maxTokens} per input`,
-      );
-    }
   }
-  return texts as string[];
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; the first failure aborts the rest. */
-async function mapLimit<T, R>(
-  items: T[],
-  limit: number,
-  signal: AbortSignal,
-  fn: (item: T, i: number, signal: AbortSignal) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  const ac = new AbortController();
-  const onAbort = (): void => ac.abort(signal.reason);
-  signal.addEventListener('abort', onAbort, { once: true });
-  let next = 0;
-  let failure: unknown;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]!, i, ac.signal);
-      } catch (err) {
-        if (failure === undefined) failure = err;
-        ac.abort();
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
-  if (failure !== undefined) throw failure;
-  return results;
-}
-
-function badReply(message: string, cause?: unknown): GatewayError {
-  return new GatewayError('UPSTREAM_BAD_RESPONSE', `DashScope sent an unusable reply: ${message}`, { cause });
+  const strings = texts as string[];
+  const counts = await tokens.checkTexts(strings, model.maxTokens, param, model.name);
+  return { texts: strings, counts };
 }
 
 /** Splits, calls, checks and merges. Throws GatewayError; never returns a partial result. */
@@ -139,8 +90,8 @@ export async function runTextEmbedding(
       signal,
       trace: ctx.trace,
       idempotent: true,
+      expect: 200,
     });
-    if (res.status !== 200) throw upstreamFailure(res, ctx.secret);
     let scanned: ReturnType<typeof scanEmbeddingReply>;
     try {
       scanned = scanEmbeddingReply(res.body, { decode: job.decode === true });

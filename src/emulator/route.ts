@@ -3,7 +3,7 @@
  * The server does the shared parts (auth, faults, recording, error bodies in the endpoint's dialect).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ModelTable } from '../models/index.js';
+import type { EmuCatalog } from './limits.js';
 
 /** An error DashScope would answer with; rendered as {code,message,request_id} or compat-mode's shape. */
 export class HttpError extends Error {
@@ -25,7 +25,8 @@ export interface EmulatorContext {
   /** The raw request body. */
   body: string;
   requestId: string;
-  models: ModelTable;
+  /** The emulator's own model limits (limits.ts), with the instance's row overrides. */
+  catalog: EmuCatalog;
   /** Identity of this emulator instance, for endpoints that keep state (tasks): key a WeakMap with it. */
   instance: object;
   /** The key the emulator accepts, for endpoints that mint or compare credentials. */

@@ -1,8 +1,11 @@
 /**
- * The DashScope emulator: a real HTTP server that answers like DashScope does, following the contract in
- * README "Upstream contract". The demo and the test suite run the gateway against it, so it needs no key
- * and no network. It checks `Authorization` against its own key, enforces the per-model batch limits with
+ * The DashScope emulator: a real HTTP server that answers like DashScope does, following
+ * docs/dashscope-contract.md. The demo and the test suite run the gateway against it, so it needs no key
+ * and no network. It checks `Authorization` against its own key, enforces the per-model limits with
  * DashScope's exact messages, and answers with deterministic vectors (see vectors.ts).
+ *
+ * It shares no code with the gateway: its model limits (limits.ts) and token counting (qwen-length.ts) are its
+ * own, so a wrong limit in the gateway shows up as a test failure instead of being confirmed by the emulator.
  *
  * Tests steer it through a control API (also usable in-process):
  *   POST   /__emulator/faults    {path?, times?, delayMs?, status?, body?, headers?, reset?, malformed?}
@@ -15,7 +18,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { buildModelTable } from '../models/index.js';
+import { emulatorCatalog } from './limits.js';
+import { qwenTokensAtLeast } from './qwen-length.js';
+import { arrivalLimiter, type EmuRateLimit, modelAndTexts } from './rate-limits.js';
 import { type EmulatorRoute, HttpError } from './route.js';
 import { ROUTES } from './routes/index.js';
 
@@ -53,6 +58,11 @@ export interface EmulatorOptions {
   host?: string;
   /** Per-model batch-size overrides (DashScope has changed them). */
   rowLimits?: Map<string, number>;
+  /**
+   * DashScope's per-model rate limits to emulate (docs/dashscope-contract.md §6.5), by model name: requests per minute and per
+   * second, tokens per minute, over sliding windows of arrival times. None by default.
+   */
+  rateLimits?: Record<string, EmuRateLimit>;
   /** Cache replies by request body and do not record requests: for benchmarks. */
   fast?: boolean;
 }
@@ -69,7 +79,7 @@ export interface Emulator {
   close(): Promise<void>;
 }
 
-/** Errors by status, as DashScope words them (contract §5.2). */
+/** Errors by status, as DashScope words them (docs/dashscope-contract.md §5.2). */
 const DEFAULT_ERRORS: Record<number, { code: string; message: string }> = {
   400: {
     code: 'InvalidParameter',
@@ -115,7 +125,7 @@ function send(
   res.end(body);
 }
 
-/** Compatible-mode errors are OpenAI-shaped with DashScope's code inside (contract §5.3). */
+/** Compatible-mode errors are OpenAI-shaped with DashScope's code inside (docs/dashscope-contract.md §5.3). */
 function compatError(err: HttpError, requestId: string): string {
   if (err.status === 401) {
     return JSON.stringify({
@@ -153,7 +163,8 @@ function findRoute(method: string, path: string): EmulatorRoute | undefined {
 }
 
 export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
-  const models = buildModelTable(opts.rowLimits ?? new Map());
+  const catalog = emulatorCatalog(opts.rowLimits);
+  const limiter = opts.rateLimits ? arrivalLimiter(opts.rateLimits) : undefined;
   const received: RecordedRequest[] = [];
   let faults: ActiveFault[] = [];
   const cache = new Map<string, string>();
@@ -197,6 +208,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path.startsWith('/__emulator/')) return control(req, res, path);
+    const arrivedAt = Date.now();
     const raw = await readBody(req);
     if (!opts.fast) {
       if (received.length >= MAX_RECORDED) received.shift();
@@ -236,6 +248,11 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
         throw new HttpError(401, 'InvalidApiKey', 'Invalid API-key provided.');
       }
       if (!route) throw new HttpError(404, 'NotFound', `emulator: no such endpoint ${req.method} ${path}`);
+      const call = limiter ? modelAndTexts(raw) : undefined;
+      if (limiter && call) {
+        const tokens = call.texts.reduce((sum, t) => sum + qwenTokensAtLeast(t), 0);
+        limiter.admit(call.model, tokens, arrivedAt);
+      }
       const cacheKey = opts.fast && route.cacheable ? path + raw : undefined;
       const cached = cacheKey ? cache.get(cacheKey) : undefined;
       if (cached) return send(res, 200, cached, requestId);
@@ -246,7 +263,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
         query: new URL(req.url ?? '/', 'http://emulator').searchParams,
         body: raw,
         requestId,
-        models,
+        catalog,
         instance,
         apiKey: opts.apiKey,
       });

@@ -2,16 +2,37 @@
  * Checks of inline (data URI) media before any upstream call: decoded size, real format and, for audio, duration.
  *
  * The format comes from the bytes (magic numbers, via `file-type`), never from the declared `data:<mime>`: a caller
- * that labels a text file `image/png` gets a 400 here rather than a paid upstream failure. The duration comes from
- * the container headers (via `music-metadata`), so a WAV whose RIFF header says 16 s is 16 s. Both are maintained
- * libraries; the gateway has no hand-written parsers for media formats.
+ * that labels a text file `image/png` gets a 400 here rather than a paid upstream failure. `file-type` sees only
+ * the first SNIFF_BYTES, so its work is bounded whatever the payload holds.
+ *
+ * The duration comes from the container headers, read by the small bounded parsers in ./audio-duration.ts (WAV,
+ * MP3, FLAC: the audio formats ONE-PEACE takes), so a WAV whose RIFF header says 16 s is 16 s, and a header that
+ * claims more than the bytes hold, or hides the audio behind thousands of empty blocks, is a 400 in constant time.
  */
-// file-type and music-metadata are loaded on first use: together they add ~25 MB of RSS to every gateway process,
-// and only multimodal requests carrying data: URIs need them.
+// file-type is loaded on first use: it adds to every gateway process's RSS, and only multimodal requests carrying
+// data: URIs need it.
 let fileType: Promise<typeof import('file-type')> | undefined;
-let musicMetadata: Promise<typeof import('music-metadata')> | undefined;
 
 import { invalidInput } from '../errors.js';
+import {
+  AudioHeaderError,
+  flacDurationSeconds,
+  mp3DurationSeconds,
+  wavDurationSeconds,
+} from './audio-duration.js';
+
+export {
+  FLAC_MAX_BLOCKS,
+  MAX_ID3_TAGS,
+  MP3_SYNC_WINDOW_BYTES,
+  WAV_MAX_CHUNKS,
+} from './audio-duration.js';
+
+/**
+ * Bytes of an inline payload shown to `file-type`: every signature it knows sits in the first few KB (an ID3v2
+ * tag longer than this is reported as mp3 from its header alone), and a bounded prefix bounds its work.
+ */
+export const SNIFF_BYTES = 64 * 1024;
 
 export type MediaKind = 'image' | 'audio' | 'video';
 
@@ -43,7 +64,7 @@ export function formatBytes(n: number): string {
 /** The real format of `bytes`, or undefined when no known signature matches. */
 export async function detectFormat(bytes: Uint8Array): Promise<{ ext: string; mime: string } | undefined> {
   fileType ??= import('file-type');
-  const t = await (await fileType).fileTypeFromBuffer(bytes);
+  const t = await (await fileType).fileTypeFromBuffer(bytes.subarray(0, SNIFF_BYTES));
   return t ? { ext: t.ext, mime: t.mime } : undefined;
 }
 
@@ -83,25 +104,31 @@ export async function checkInlineMedia(
   return { ext: real.ext, mime: real.mime, bytes: bytes.length };
 }
 
+/** Duration parser by the mime `file-type` reports (mp2/mp1 are `audio/mpeg` too; the MPEG parser reads any layer). */
+const DURATION: Record<string, (b: Buffer) => number | undefined> = {
+  'audio/wav': wavDurationSeconds,
+  'audio/mpeg': mp3DurationSeconds,
+  'audio/flac': flacDurationSeconds,
+};
+
 /**
- * Duration in seconds from the container headers, or undefined when the container does not say (DashScope then
- * decides). A container that cannot be read at all is a 400: DashScope could not read it either.
+ * Duration in seconds from the container headers, or undefined when the container does not say (FLAC with an
+ * unknown sample count, or a format without a parser here: DashScope then decides). A header that cannot be
+ * read, or claims more than the bytes hold, is a 400 naming `param`: DashScope could not read it either.
  */
 export async function audioDurationSeconds(
   bytes: Buffer,
   mime: string,
   param: string,
 ): Promise<number | undefined> {
+  const parse = DURATION[mime];
+  if (!parse) return undefined;
   try {
-    musicMetadata ??= import('music-metadata');
-    const meta = await (await musicMetadata).parseBuffer(
-      bytes,
-      { mimeType: mime, size: bytes.length },
-      { duration: true, skipCovers: true },
-    );
-    const d = meta.format.duration;
-    return typeof d === 'number' && Number.isFinite(d) ? d : undefined;
+    const d = parse(bytes);
+    return d !== undefined && Number.isFinite(d) ? d : undefined;
   } catch (err) {
-    throw invalidInput(param, `the inline audio cannot be read (${(err as Error).message})`);
+    if (err instanceof AudioHeaderError)
+      throw invalidInput(param, `the inline audio cannot be read: ${err.message}`);
+    throw err;
   }
 }

@@ -3,7 +3,7 @@
  * Served natively on `/api/v1/services/aigc/multimodal-generation/generation` and, for OpenAI chat clients, through
  * DashScope's compatible mode (`/compatible-mode/v1/chat/completions`). The gateway does not generate anything
  * itself, so a row only says what the model accepts; DashScope has the last word on everything else
- * (contract §2.4: unknown parameters are passed on).
+ * (docs/dashscope-contract.md §2.4: unknown parameters are passed on).
  */
 
 export type ConversationModality = 'image' | 'video' | 'audio';

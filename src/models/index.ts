@@ -1,3 +1,4 @@
+import { GatewayError } from '../errors.js';
 import { ASYNC_TEXT_EMBEDDING_MODELS, type AsyncTextEmbeddingModel } from './async-text-embedding.js';
 import { CONVERSATION_MODELS, type ConversationModel } from './conversation.js';
 import { MULTIMODAL_EMBEDDING_MODELS, type MultimodalEmbeddingModel } from './multimodal-embedding.js';
@@ -33,9 +34,24 @@ export const ROW_LIMITED_MODELS: readonly string[] = ALL_MODELS.filter((m) => 'm
   (m) => m.name,
 );
 
+export type ModelKind = Model['kind'];
+
+/** How a family is named in messages. */
+const KIND_NAMES: Record<ModelKind, string> = {
+  'text-embedding': 'text-embedding',
+  'async-text-embedding': 'async batch text-embedding',
+  'multimodal-embedding': 'multimodal-embedding',
+  conversation: 'Qwen-VL conversation',
+};
+
 export interface ModelTable {
   get(name: string): Model | undefined;
   names(): string[];
+  /**
+   * The model `name` if it is of one of `kinds`, else a 400 (param `model`) in one wording for every route:
+   * `model "x" is not a <kinds> model served here; known: …` listing the models of those kinds.
+   */
+  require<K extends ModelKind>(name: string, ...kinds: K[]): Extract<Model, { kind: K }>;
 }
 
 /** Build the table with operator overrides applied (unknown names in the overrides are an error). */
@@ -53,5 +69,20 @@ export function buildModelTable(rowLimits: Map<string, number>): ModelTable {
   return {
     get: (name) => byName.get(name),
     names: () => [...byName.keys()],
+    require<K extends ModelKind>(name: string, ...kinds: K[]): Extract<Model, { kind: K }> {
+      const m = byName.get(name);
+      if (m && (kinds as ModelKind[]).includes(m.kind)) return m as Extract<Model, { kind: K }>;
+      const known = [...byName.values()]
+        .filter((x) => (kinds as ModelKind[]).includes(x.kind))
+        .map((x) => x.name);
+      const what = kinds.map((k) => KIND_NAMES[k]).join(' or ');
+      throw new GatewayError(
+        'UNKNOWN_MODEL',
+        `model "${name}" is not a ${what} model served here; known: ${known.join(', ')}`,
+        {
+          param: 'model',
+        },
+      );
+    },
   };
 }

@@ -4,7 +4,7 @@
  * vector per content item) and how many items a call may carry. A new model is a new row.
  *
  * Sources: DashScope "ONE-PEACE multimodal embedding API details", "multimodal embedding API reference" and the
- * embedding model overview (see README "Multimodal embeddings"). Where the upstream documentation is uncertain the
+ * embedding model overview (see README "Multimodal models"). Where the upstream documentation is uncertain the
  * row is lenient (the gateway passes the item on and DashScope has the last word); such values are marked below.
  * Sizes are in bytes; "MB" in the DashScope docs is taken as 2^20 bytes.
  */

@@ -5,10 +5,12 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { GatewayError } from '../errors.js';
+import type { Caller } from '../gateway.js';
 
-export interface Caller {
-  name: string;
-}
+export type { Caller } from '../gateway.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
@@ -52,3 +54,31 @@ export class KeyRing {
     return undefined;
   }
 }
+
+/** Every route except those marked `config: { public: true }` needs a gateway key; the caller's name is kept. */
+async function auth(app: FastifyInstance): Promise<void> {
+  const { config } = app.gw;
+  const keys = new KeyRing(config.gatewayKeys, config.allowAnonymous);
+  app.decorateRequest('caller', undefined);
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.public) return;
+    const caller = keys.authenticate(request.headers);
+    if (!caller) {
+      const presented = KeyRing.presented(request.headers) !== undefined;
+      throw new GatewayError(
+        'UNAUTHORIZED',
+        presented
+          ? 'the gateway key is not valid'
+          : 'a gateway key is required: send Authorization: Bearer <key> or x-api-key',
+      );
+    }
+    request.caller = caller;
+    request.ctx.caller = caller.name;
+  });
+}
+
+export const authPlugin = fp(auth, {
+  name: 'auth',
+  fastify: '5.x',
+  dependencies: ['services', 'access-log'],
+});

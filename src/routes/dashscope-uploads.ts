@@ -1,15 +1,14 @@
 /**
- * `GET /api/v1/uploads?action=getPolicy&model=…` (contract §2.7, §3.5, §6.4): the first step of the DashScope
- * SDKs' local-file flow. The policy is passed through unchanged, so the SDK then posts the file straight to
- * `data.upload_host` (an Alibaba Cloud OSS bucket, not DashScope and not this gateway) and sends the resulting
- * `oss://` URL in its next call; the gateway adds `X-DashScope-OssResourceResolve: enable` to calls carrying
- * such URLs. Callers therefore need egress to the OSS host (README "Upload policy").
+ * `GET /api/v1/uploads?action=getPolicy&model=…` (docs/dashscope-contract.md §2.7, §3.5, §6.4): the first step of
+ * the DashScope SDKs' local-file flow. The policy is passed through unchanged, so the SDK then posts the file straight
+ * to `data.upload_host` (an Alibaba Cloud OSS bucket, not DashScope and not this gateway) and sends the resulting
+ * `oss://` URL in its next call; the gateway adds `X-DashScope-OssResourceResolve: enable` to calls carrying such
+ * URLs. Callers therefore need egress to the OSS host (README "Upload policy").
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { callContext } from '../app.js';
-import { GatewayError } from '../errors.js';
-import { upstreamFailure } from '../upstream/errors.js';
+import { callContext } from '../http/call-context.js';
+import { uploadPolicyPath } from '../upstream/paths.js';
 import { parseBody } from '../validation.js';
 
 const PolicyQuery = z.object({
@@ -28,37 +27,27 @@ const PolicyReply = z.looseObject({
 });
 
 export async function dashscopeUploadRoutes(app: FastifyInstance): Promise<void> {
-  const { config, upstream, models } = app.gw;
+  const { upstream, models } = app.gw;
   app.get('/api/v1/uploads', async (request, reply) => {
     const q = parseBody(PolicyQuery, { ...(request.query as Record<string, unknown>) });
     request.ctx.model = q.model;
     const ctx = callContext(request, reply);
-    const res = await upstream.call({
-      method: 'GET',
-      path: `/api/v1/uploads?action=getPolicy&model=${encodeURIComponent(q.model)}`,
-      requestId: ctx.requestId,
-      signal: ctx.signal,
-      trace: ctx.trace,
-      idempotent: true,
-      // The budget is per model, and a budget lives as long as the process: a name the gateway does not serve
-      // (any well-formed name is accepted here) shares the `*` budget rather than minting one per invented name.
-      model: models.get(q.model) ? q.model : undefined,
-    });
-    if (res.status < 200 || res.status >= 300) throw upstreamFailure(res, config.upstream.apiKey);
-    let json: unknown;
-    try {
-      json = JSON.parse(res.body.toString('utf8'));
-    } catch {
-      json = undefined;
-    }
-    if (!PolicyReply.safeParse(json).success) {
-      const ref = res.requestId ? ` (DashScope request_id ${res.requestId})` : '';
-      throw new GatewayError(
-        'UPSTREAM_BAD_RESPONSE',
-        `DashScope sent an upload policy without data.upload_host${ref}`,
-      );
-    }
+    const { res } = await upstream.json(
+      {
+        method: 'GET',
+        path: uploadPolicyPath(q.model),
+        requestId: ctx.requestId,
+        signal: ctx.signal,
+        trace: ctx.trace,
+        idempotent: true,
+        // The budget is per model, and a budget lives as long as the process: a name the gateway does not serve
+        // (any well-formed name is accepted here) shares the `*` budget rather than minting one per invented name.
+        model: models.get(q.model) ? q.model : undefined,
+      },
+      PolicyReply,
+      'an upload policy with data.upload_host',
+    );
     if (res.requestId) reply.header('x-dashscope-request-id', res.requestId);
-    return reply.code(200).type('application/json').send(res.body);
+    return reply.code(200).type('application/json').send(upstream.scrub(res.body));
   });
 }

@@ -1,16 +1,15 @@
 /**
- * POST /v1/chat/completions (and /compatible-mode/v1/chat/completions, so DashScope-doc configs work by changing
- * the host) for the Qwen-VL models, forwarded to DashScope's OpenAI-compatible mode, which speaks this API
- * natively: the body goes on unchanged after the model and media checks. `stream: true` is relayed chunk by chunk
+ * POST /v1/chat/completions (and /compatible-mode/v1/chat/completions, so DashScope-doc configs work by changing the
+ * host) for the Qwen-VL models, forwarded to DashScope's OpenAI-compatible mode, which speaks this API natively: the
+ * body goes on unchanged after the model and media checks. `stream: true` is relayed chunk by chunk
  * (`data: {…}` … `data: [DONE]`) as DashScope sends it. Errors are OpenAI-shaped (the /v1 dialect).
  */
 import type { FastifyInstance } from 'fastify';
-import { forwardConversation } from '../streaming/forward.js';
+import { forwardConversation } from '../conversation/forward.js';
+import { conversationHeaders } from '../conversation/headers.js';
 import { OpenAIChatBody, openAIChatMedia } from '../translate/openai-chat.js';
+import { COMPAT_CHAT_PATH } from '../upstream/paths.js';
 import { parseBody } from '../validation.js';
-import { conversationHeaders, requireConversationModel } from './dashscope-multimodal-generation.js';
-
-export const COMPAT_CHAT_PATH = '/compatible-mode/v1/chat/completions';
 
 export async function openAIChatCompletionsRoutes(app: FastifyInstance): Promise<void> {
   const { models } = app.gw;
@@ -18,7 +17,7 @@ export async function openAIChatCompletionsRoutes(app: FastifyInstance): Promise
     app.post(url, async (request, reply) => {
       const body = parseBody(OpenAIChatBody, request.body);
       request.ctx.model = body.model;
-      const model = requireConversationModel(models, body.model);
+      const model = models.require(body.model, 'conversation');
       request.ctx.inputs = body.messages.length;
       const headers = conversationHeaders(request.headers, openAIChatMedia(body.messages));
       return forwardConversation(request, reply, {

@@ -3,15 +3,18 @@
  * The model table decides which translator serves the model; the handler only wires them together.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { callContext } from '../app.js';
 import { runMultimodalEmbedding } from '../embeddings/multimodal-pipeline.js';
 import { runTextEmbedding } from '../embeddings/text-pipeline.js';
-import { GatewayError, invalidInput } from '../errors.js';
+import { invalidInput } from '../errors.js';
+import { callContext } from '../http/call-context.js';
 import type { Model } from '../models/index.js';
 import { OpenAIEmbeddingsBody, type OpenAIEmbeddingsRequest } from '../translate/openai-embeddings-schema.js';
 import { multimodalResultToOpenAI, openAIToMultimodalJob } from '../translate/openai-multimodal-embedding.js';
 import { openAIToTextJob, textResultToOpenAI } from '../translate/openai-text-embedding.js';
+import { TEXT_EMBEDDING_PATH } from '../upstream/paths.js';
 import { parseBody } from '../validation.js';
+
+type EmbeddingKind = 'text-embedding' | 'multimodal-embedding';
 
 /** Serves one request for a model family and returns the OpenAI-shaped body. */
 type FamilyHandler<M extends Model> = (
@@ -22,9 +25,9 @@ type FamilyHandler<M extends Model> = (
 ) => Promise<Buffer>;
 
 /** The families /v1/embeddings serves and the translator for each: a new embedding family adds one entry. */
-const FAMILIES: { [K in Model['kind']]?: FamilyHandler<Extract<Model, { kind: K }>> } = {
+const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }>> } = {
   'text-embedding': async (request, reply, req, model) => {
-    const job = openAIToTextJob(req, model);
+    const job = await openAIToTextJob(req, model, request.server.gw.tokens);
     const result = await runTextEmbedding(callContext(request, reply), job);
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     return textResultToOpenAI(req, result);
@@ -44,23 +47,14 @@ export async function openAIEmbeddingsRoutes(app: FastifyInstance): Promise<void
     app.post(url, async (request, reply) => {
       const req = parseBody(OpenAIEmbeddingsBody, request.body);
       request.ctx.model = req.model;
-      const model = models.get(req.model);
-      if (!model) {
-        throw new GatewayError(
-          'UNKNOWN_MODEL',
-          `model "${req.model}" is not served here; known: ${models.names().join(', ')}`,
-          {
-            param: 'model',
-          },
+      if (models.get(req.model)?.kind === 'async-text-embedding') {
+        // Not an unknown model but the wrong door: point at the one that serves it.
+        throw invalidInput(
+          'model',
+          `"${req.model}" is an async batch model: submit a file URL on POST ${TEXT_EMBEDDING_PATH} with X-DashScope-Async: enable`,
         );
       }
-      if (model.kind === 'async-text-embedding') {
-        throw new GatewayError(
-          'UNKNOWN_MODEL',
-          `model "${req.model}" is an async batch model: submit a file URL on POST /api/v1/services/embeddings/text-embedding/text-embedding with X-DashScope-Async: enable`,
-          { param: 'model' },
-        );
-      }
+      const model = models.require(req.model, 'text-embedding', 'multimodal-embedding');
       const count = typeof req.input === 'string' ? 1 : req.input.length;
       request.ctx.inputs = count;
       if (count === 0) throw invalidInput('input', 'must contain at least one item');
@@ -71,12 +65,7 @@ export async function openAIEmbeddingsRoutes(app: FastifyInstance): Promise<void
         );
       }
       // The lookup is keyed by kind, so the entry found takes this model's type; TypeScript cannot correlate the two.
-      const serve = FAMILIES[model.kind] as FamilyHandler<Model> | undefined;
-      if (!serve) {
-        throw new GatewayError('UNKNOWN_MODEL', `model "${req.model}" is not an embedding model`, {
-          param: 'model',
-        });
-      }
+      const serve = FAMILIES[model.kind] as FamilyHandler<Model>;
       return reply.type('application/json').send(await serve(request, reply, req, model));
     });
   }

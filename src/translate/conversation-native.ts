@@ -1,5 +1,5 @@
 /**
- * The native Qwen-VL conversation body (contract §2.4) and the media values inside it.
+ * The native Qwen-VL conversation body (docs/dashscope-contract.md §2.4) and the media values inside it.
  * Validation is deliberately lenient: the gateway forwards the caller's body unchanged, so it checks only what it
  * must (a model, a non-empty `input.messages` with a role each, content as a string or a list of part objects)
  * and the media URL rules; every other field, known or not, is DashScope's business.
@@ -74,7 +74,8 @@ function headerValue(headers: IncomingHttpHeaders, name: string): string | undef
  * Whether the caller asked for a stream: `X-DashScope-SSE: enable` (the DashScope SDKs), `Accept:
  * text/event-stream` (LangChain's ChatAlibabaTongyi sends both), or `parameters.stream: true` (the Python SDK sets
  * it next to the header; a hand-written client may send only that). The header's VALUE decides first: dashscope4j
- * sends `X-DashScope-SSE: disable` on ordinary calls, and that wins over everything else (contract §4.1).
+ * sends `X-DashScope-SSE: disable` on ordinary calls, and that wins over everything else
+ * (docs/dashscope-contract.md §4.1).
  * When the gateway streams, it sends `X-DashScope-SSE: enable` upstream, since DashScope chooses SSE by the header.
  */
 export function wantsNativeStream(

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { checkTexts, type TextEmbeddingJob, type TextEmbeddingResult } from '../embeddings/text-pipeline.js';
 import { invalidInput } from '../errors.js';
 import type { TextEmbeddingModel } from '../models/index.js';
+import type { TokenChecker } from '../tokens/index.js';
 import { parseBody } from '../validation.js';
 
 export const NativeTextEmbeddingBody = z.object({
@@ -27,11 +28,12 @@ const KnownParameters = z.object({
   instruct: z.string().optional(),
 });
 
-export function nativeToTextJob(
+export async function nativeToTextJob(
   req: NativeTextEmbeddingRequest,
   model: TextEmbeddingModel,
   maxInputs: number,
-): TextEmbeddingJob {
+  tokens: TokenChecker,
+): Promise<TextEmbeddingJob> {
   const inputs: unknown[] = typeof req.input.texts === 'string' ? [req.input.texts] : req.input.texts;
   if (inputs.length === 0) throw invalidInput('input.texts', 'must contain at least one text');
   if (inputs.length > maxInputs) {
@@ -40,7 +42,7 @@ export function nativeToTextJob(
       `has ${inputs.length} texts; the gateway accepts at most ${maxInputs} per request`,
     );
   }
-  const texts = checkTexts(inputs, model, (i) => `input.texts[${i}]`);
+  const { texts } = await checkTexts(inputs, model, (i) => `input.texts[${i}]`, tokens);
   const params = req.parameters ?? {};
   const known = parseBody(KnownParameters, params, ['parameters']);
   const dimension = known.dimension ?? model.defaultDimension;

@@ -7,12 +7,22 @@
 import { checkTexts, type TextEmbeddingJob, type TextEmbeddingResult } from '../embeddings/text-pipeline.js';
 import { invalidInput } from '../errors.js';
 import type { TextEmbeddingModel } from '../models/index.js';
+import type { TokenChecker } from '../tokens/index.js';
 import type { OpenAIEmbeddingsRequest } from './openai-embeddings-schema.js';
 import { renderOpenAIEmbeddings } from './openai-render.js';
 
-export function openAIToTextJob(req: OpenAIEmbeddingsRequest, model: TextEmbeddingModel): TextEmbeddingJob {
+export async function openAIToTextJob(
+  req: OpenAIEmbeddingsRequest,
+  model: TextEmbeddingModel,
+  tokens: TokenChecker,
+): Promise<TextEmbeddingJob> {
   const inputs: unknown[] = typeof req.input === 'string' ? [req.input] : req.input;
-  const texts = checkTexts(inputs, model, (i) => (typeof req.input === 'string' ? 'input' : `input[${i}]`));
+  const { texts } = await checkTexts(
+    inputs,
+    model,
+    (i) => (typeof req.input === 'string' ? 'input' : `input[${i}]`),
+    tokens,
+  );
   const dimension = req.dimensions ?? model.defaultDimension;
   if (!model.dimensions.includes(dimension)) {
     throw invalidInput(

@@ -1,15 +1,24 @@
 /**
- * The one way the gateway talks to DashScope: a keep-alive undici Pool per upstream origin.
- * Every call gets the upstream key, the workspace header (when configured) and the request id injected here,
- * so no route can forget them and no caller header (Authorization above all) can leak through.
+ * The one way the gateway talks to DashScope (the DashScope seam): one keep-alive undici Pool to the upstream origin.
+ * Every call gets the upstream key, the workspace header (when configured) and the request id injected here, so no
+ * route can forget them and no caller header (Authorization above all) can leak through. Replies that are not what
+ * the call expects are mapped to the caller-facing error here too (./errors.ts), so the key never leaves this module:
+ * routes get either a usable reply or a GatewayError. Paths live in ./paths.ts.
  * Transport failures map through TRANSPORT_FAILURES; upstream HTTP statuses through ./errors.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, Pool } from 'undici';
+import type { z } from 'zod';
 import type { Config } from '../config.js';
-import { GatewayError } from '../errors.js';
+import type { GatewayError } from '../errors.js';
+import { badUpstreamReply, type UpstreamResponse, upstreamFailure } from './errors.js';
+import { ERROR_BODY_CAP, readCapped, readReply } from './reply-body.js';
+import { classify, errorCode } from './transport-errors.js';
+
+export type { UpstreamResponse } from './errors.js';
+export { MAX_REPLY_BYTES } from './reply-body.js';
 
 /** One upstream attempt, as the access log reports it. */
 export interface UpstreamTrace {
@@ -36,6 +45,11 @@ export interface UpstreamRequest {
   model?: string;
   /** Accept header to send (SSE streams want text/event-stream). */
   accept?: string;
+  /**
+   * The status a usable reply has (the embedding endpoints answer exactly 200); any 2xx when absent. Any other
+   * status is turned into the mapped GatewayError before call() returns.
+   */
+  expect?: number;
 }
 
 /**
@@ -59,125 +73,11 @@ export interface UpstreamStream {
   requestId: string | undefined;
 }
 
-export interface UpstreamResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-  /** DashScope's request id: the `x-request-id` response header (equal to the body's `request_id`). */
-  requestId: string | undefined;
-}
-
-/**
- * Transport error code → gateway error. Modelled on @fastify/reply-from's table, but with the statuses a
- * gateway should use: a reset is a bad gateway (502), not an internal error.
- */
-const TRANSPORT_FAILURES: Record<
-  string,
-  {
-    kind: 'UPSTREAM_TIMEOUT' | 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_BAD_RESPONSE';
-    what: string;
-    retry: boolean;
-  }
-> = {
-  UND_ERR_CONNECT_TIMEOUT: {
-    kind: 'UPSTREAM_TIMEOUT',
-    what: 'connecting to DashScope timed out',
-    retry: true,
-  },
-  // DashScope may still be working on a call whose reply is late: retrying would double the wait and the cost.
-  UND_ERR_HEADERS_TIMEOUT: {
-    kind: 'UPSTREAM_TIMEOUT',
-    what: 'DashScope did not answer in time',
-    retry: false,
-  },
-  UND_ERR_BODY_TIMEOUT: {
-    kind: 'UPSTREAM_TIMEOUT',
-    what: 'DashScope stopped sending its reply',
-    retry: false,
-  },
-  ECONNREFUSED: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope refused the connection', retry: true },
-  ENOTFOUND: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope host name did not resolve', retry: true },
-  EAI_AGAIN: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope host name did not resolve', retry: true },
-  EHOSTUNREACH: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope host unreachable', retry: true },
-  ENETUNREACH: { kind: 'UPSTREAM_UNAVAILABLE', what: 'DashScope network unreachable', retry: true },
-  ECONNRESET: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope reset the connection', retry: true },
-  EPIPE: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope closed the connection', retry: true },
-  UND_ERR_SOCKET: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope closed the connection', retry: true },
-  UND_ERR_CLOSED: { kind: 'UPSTREAM_BAD_RESPONSE', what: 'DashScope closed the connection', retry: true },
-  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: {
-    kind: 'UPSTREAM_BAD_RESPONSE',
-    what: 'DashScope sent a truncated reply',
-    retry: true,
-  },
-};
-
-function errorCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  // undici wraps socket errors; the useful code can sit one level down in `cause`.
-  for (let depth = 0; depth < 3 && e && typeof e === 'object'; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code in TRANSPORT_FAILURES) return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
-/** Map a transport failure to a GatewayError. Never includes the upstream key or a stack in the message. */
-function classify(err: unknown): { error: GatewayError; retry: boolean } {
-  if (err instanceof GatewayError) return { error: err, retry: false };
-  const code = errorCode(err);
-  const row = code ? TRANSPORT_FAILURES[code] : undefined;
-  if (row)
-    return { error: new GatewayError(row.kind, `${row.what} (${code})`, { cause: err }), retry: row.retry };
-  return {
-    error: new GatewayError('UPSTREAM_BAD_RESPONSE', 'the call to DashScope failed', { cause: err }),
-    retry: false,
-  };
-}
-
-/**
- * The most of a reply body call() holds in memory. DashScope's largest buffered replies (a 20-item multimodal batch
- * at 2560 dimensions, a task-list page) are a few MB; a reply past this is not one of them, and reading it whole
- * could exhaust the process: the body timeout bounds only the gaps between chunks, not the total. SSE relays
- * (stream()) are not buffered and not capped.
- */
-export const MAX_REPLY_BYTES = 64 * 1024 * 1024;
-
-function replyTooLarge(): GatewayError {
-  return new GatewayError(
-    'UPSTREAM_BAD_RESPONSE',
-    `DashScope sent a reply larger than ${MAX_REPLY_BYTES} bytes; the gateway does not buffer more`,
-  );
-}
-
-/** The whole body, or a 502 as soon as it passes MAX_REPLY_BYTES (the rest is not read: the body is destroyed). */
-async function readReply(res: Dispatcher.ResponseData): Promise<Buffer> {
-  const declared = Number(res.headers['content-length']);
-  if (declared > MAX_REPLY_BYTES) {
-    res.body.destroy();
-    throw replyTooLarge();
-  }
-  // A declared length within the cap is enforced by undici itself (a longer body is a content-length mismatch),
-  // so its own body consumer can be used: cheaper than iterating the stream on the hot path.
-  if (Number.isInteger(declared) && declared >= 0) return Buffer.from(await res.body.arrayBuffer());
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    // Leaving the loop by throwing destroys the body, which closes the upstream connection.
-    if (size > MAX_REPLY_BYTES) throw replyTooLarge();
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks, size);
-}
-
 /** Upstream statuses worth one more try: transient server-side failures. 429 is the rate limiter's business. */
 const RETRYABLE_STATUS = new Set([500, 502, 503, 504]);
 
 export class Upstream {
-  private readonly pools = new Map<string, Pool>();
-  private readonly origin: string;
+  private readonly pool: Pool;
   /** A path prefix in DASHSCOPE_BASE_URL (an egress proxy mounted under a path) goes before every call's path. */
   private readonly prefix: string;
   private readonly authHeaders: Record<string, string>;
@@ -188,29 +88,61 @@ export class Upstream {
     readonly gate: UpstreamGate = OPEN_GATE,
   ) {
     const url = new URL(cfg.baseUrl);
-    this.origin = url.origin;
     this.prefix = url.pathname.replace(/\/+$/, '');
     this.authHeaders = { authorization: `Bearer ${cfg.apiKey}` };
     if (cfg.workspace) this.authHeaders['x-dashscope-workspace'] = cfg.workspace;
+    this.pool = new Pool(url.origin, {
+      connections: cfg.connections,
+      connect: { timeout: cfg.connectTimeoutMs },
+      headersTimeout: cfg.headersTimeoutMs,
+      bodyTimeout: cfg.bodyTimeoutMs,
+      keepAliveTimeout: 30_000,
+    });
   }
 
-  private pool(origin: string): Pool {
-    let pool = this.pools.get(origin);
-    if (!pool) {
-      pool = new Pool(origin, {
-        connections: this.cfg.connections,
-        connect: { timeout: this.cfg.connectTimeoutMs },
-        headersTimeout: this.cfg.headersTimeoutMs,
-        bodyTimeout: this.cfg.bodyTimeoutMs,
-        keepAliveTimeout: 30_000,
-      });
-      this.pools.set(origin, pool);
+  /**
+   * One call, retried when idempotent, that resolves only with a usable reply (`expect`, else any 2xx): every other
+   * status rejects with the mapped GatewayError, as do transport failures.
+   */
+  async call(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const res = await this.send(req);
+    const usable =
+      req.expect !== undefined ? res.status === req.expect : res.status >= 200 && res.status < 300;
+    if (!usable) throw upstreamFailure(res, this.cfg.apiKey);
+    return res;
+  }
+
+  /** call() and the reply's JSON checked against `schema`; a reply that does not match is a 502 naming `what`. */
+  async json<S extends z.ZodType>(
+    req: UpstreamRequest,
+    schema: S,
+    what: string,
+  ): Promise<{ res: UpstreamResponse; data: z.infer<S> }> {
+    const res = await this.call(req);
+    let json: unknown;
+    try {
+      json = JSON.parse(res.body.toString('utf8'));
+    } catch (err) {
+      throw badUpstreamReply(`a reply that is not JSON where ${what} was expected`, res.requestId, err);
     }
-    return pool;
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) throw badUpstreamReply(`a reply without ${what}`, res.requestId);
+    return { res, data: parsed.data };
+  }
+
+  /**
+   * A 2xx body passed on to the caller as it came (tasks, generation, upload policy): the upstream key must not
+   * reach a caller in any reply, so an echo of it is replaced, as in error messages. Buffer#indexOf is native, so the
+   * common case (no echo) costs one scan.
+   */
+  scrub(body: Buffer): Buffer {
+    const key = this.cfg.apiKey;
+    if (body.indexOf(key) < 0) return body;
+    return Buffer.from(body.toString('utf8').split(key).join('[redacted]'));
   }
 
   /** One call with retries for idempotent requests. Resolves with any HTTP status; rejects with a GatewayError. */
-  async call(req: UpstreamRequest): Promise<UpstreamResponse> {
+  private async send(req: UpstreamRequest): Promise<UpstreamResponse> {
     const attempts = req.idempotent ? this.cfg.retries + 1 : 1;
     for (let attempt = 1; ; attempt++) {
       let res: UpstreamResponse | undefined;
@@ -245,7 +177,7 @@ export class Upstream {
     req.trace?.push(entry);
     const started = performance.now();
     try {
-      const res = await this.pool(this.origin).request({
+      const res = await this.pool.request({
         method: req.method ?? 'POST',
         path: this.prefix + req.path,
         headers,
@@ -287,7 +219,8 @@ export class Upstream {
 
   /**
    * One attempt whose body is handed over as a stream (SSE relays). Never retried: part of the reply may
-   * already have reached the caller. Transport failures before the headers map like call()'s.
+   * already have reached the caller. Transport failures before the headers map like call()'s, and so does a non-2xx
+   * status (its small error body is read, up to ERROR_BODY_CAP).
    */
   async stream(req: UpstreamRequest): Promise<UpstreamStream> {
     const entry: UpstreamTrace = {
@@ -296,17 +229,25 @@ export class Upstream {
       requestId: undefined,
       ms: 0,
     };
+    let res: Dispatcher.ResponseData;
     try {
-      const res = await this.dispatch(req, entry);
-      return { status: res.statusCode, headers: res.headers, body: res.body, requestId: entry.requestId };
+      res = await this.dispatch(req, entry);
     } catch (err) {
       if (req.signal?.aborted) throw err;
       throw classify(err).error;
     }
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      const body = await readCapped(res.body, ERROR_BODY_CAP);
+      throw upstreamFailure(
+        { status: res.statusCode, headers: res.headers, body, requestId: entry.requestId },
+        this.cfg.apiKey,
+      );
+    }
+    return { status: res.statusCode, headers: res.headers, body: res.body, requestId: entry.requestId };
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    await this.pool.close();
   }
 }

@@ -10,7 +10,14 @@
  * With `{ decode: true }` (the caller asked for base64) each vector is also decoded to float32 in the same pass
  * that validates it (`decodeNumberArray`), so the 200 KB of digits are walked once instead of twice.
  *
- * Shapes handled (see README "Upstream contract"):
+ * Every embedding element must also be a float32: a number x is refused (ScanError, so a 502 "DashScope sent an
+ * unusable reply") exactly when `Math.fround(JSON.parse(x))` is not finite, e.g. 3.5e38, 1e39, -1e400 or a
+ * 400-digit integer. Passing `1e400` on would give float callers a number no float32 client can hold and
+ * base64 callers +Inf. Underflow is fine (1e-400 is 0). The validating loop hands any number that could reach
+ * 10^39 (see `FAST_MAX_INT_DIGITS`) to the careful loop, which checks it exactly; the decoding loop compares each
+ * decoded value with `F32_OVERFLOW`; both end in the careful loop's ScanError naming the byte.
+ *
+ * Shapes handled (docs/dashscope-contract.md §3.1 text, §3.3 multimodal and ONE-PEACE):
  *   text-embedding:       {"output":{"embeddings":[{"embedding":[..],"text_index":0,...}]},"usage":{..},"request_id":".."}
  *   multimodal-embedding: {"output":{"embeddings":[{"embedding":[..],"index":0,"type":"text"}]},...}
  *   ONE-PEACE:            {"output":{"embedding":[..]},"usage":{..},"request_id":".."}
@@ -76,6 +83,56 @@ function isDigit(c: number): boolean {
   return c >= ZERO && c <= NINE;
 }
 
+/**
+ * The smallest double whose float32 rounding is +Infinity: 2^128 - 2^103, the midpoint between float32's largest
+ * finite value (2^128 - 2^104) and 2^128, which rounds to 2^128 because ties go to the even significand.
+ * So for a double d, `Math.fround(d)` is finite exactly when |d| < F32_OVERFLOW.
+ */
+const F32_OVERFLOW = 2 ** 128 - 2 ** 103;
+
+/**
+ * A number whose integer part has k digits and whose exponent is e is below 10^(k+e); with k + e ≤ 38 it is
+ * below 10^38 < F32_OVERFLOW, and so is its double (rounding is monotone). Only above that bound is the exact
+ * check needed; embeddings have k ≤ 1 and no or small exponents, so the hot loops pay a comparison or two.
+ */
+const MAX_SAFE_MAGNITUDE = 38;
+
+/**
+ * The validating loop's share of that bound, checked where each part is read so no state is carried across the
+ * number: at most 19 integer digits and a positive exponent of at most 19 (19 + 19 = MAX_SAFE_MAGNITUDE; a
+ * negative exponent only makes the number smaller). Anything beyond is left to the careful loop, which checks
+ * it exactly (and accepts, e.g., 1e38): embedding models send nothing like it, so it costs them nothing.
+ */
+const FAST_MAX_INT_DIGITS = 19;
+const FAST_MAX_EXPONENT = MAX_SAFE_MAGNITUDE - FAST_MAX_INT_DIGITS;
+
+/** The exact rule on a validated number token: `Math.fround(JSON.parse(text))` is ±Infinity. */
+function overflowsFloat32(b: Buffer, start: number, end: number): boolean {
+  return !(Math.abs(Number(b.toString('latin1', start, end))) < F32_OVERFLOW);
+}
+
+/**
+ * The bound `mag` of a validated number token (it is below 10^mag): integer digits plus exponent, for the careful
+ * loop. The exponent saturates at 100,000 as in the fast loops, which keeps the bound safe both ways: a huge
+ * positive exponent still exceeds 38, and a huge negative one reads as less negative than it is.
+ */
+function magnitude(b: Buffer, start: number, end: number): number {
+  let p = start;
+  if (b[p] === MINUS) p++;
+  const intStart = p;
+  while (p < end && isDigit(b[p]!)) p++;
+  let mag = p - intStart;
+  while (p < end && b[p] !== 0x65 && b[p] !== 0x45) p++;
+  if (p >= end) return mag;
+  p++;
+  let eneg = false;
+  if (b[p] === PLUS || b[p] === MINUS) eneg = b[p++] === MINUS;
+  let e = 0;
+  for (; p < end; p++) if (e < 100_000) e = e * 10 + (b[p]! - ZERO);
+  mag += eneg ? -e : e;
+  return mag;
+}
+
 /** Where fastNumberArray stopped (just past the `]`): a module variable so the hot loop allocates nothing. */
 let fastEnd = 0;
 
@@ -121,8 +178,10 @@ function fastNumberArray(b: Buffer, dv: DataView, from: number): number {
     }
     if (c === ZERO) p++;
     else if (c > ZERO && c <= NINE) {
+      const intStart = p;
       p = skipDigits4(dv, p + 1, n);
       while (p < n && isDigit(b[p]!)) p++;
+      if (p - intStart > FAST_MAX_INT_DIGITS) return -1;
     } else return -1;
     if (p < n && b[p] === DOT) {
       p++;
@@ -132,10 +191,16 @@ function fastNumberArray(b: Buffer, dv: DataView, from: number): number {
     }
     if (p < n && (b[p] === 0x65 || b[p] === 0x45)) {
       p++;
-      if (p < n && (b[p] === PLUS || b[p] === MINUS)) p++;
+      let eneg = false;
+      if (p < n && (b[p] === PLUS || b[p] === MINUS)) eneg = b[p++] === MINUS;
       if (p >= n || !isDigit(b[p]!)) return -1;
-      p++;
-      while (p < n && isDigit(b[p]!)) p++;
+      let e = 0;
+      for (; p < n; p++) {
+        c = b[p]!;
+        if (!isDigit(c)) break;
+        if (e < 100_000) e = e * 10 + (c - ZERO);
+      }
+      if (!eneg && e > FAST_MAX_EXPONENT) return -1;
     }
     count++;
     for (; p < n; p++) {
@@ -273,6 +338,9 @@ function decodeNumberArray(b: Buffer, dv: DataView, from: number): number {
       if (Math.fround(v * (1 - GUARD)) !== Math.fround(v * (1 + GUARD))) v = Number.NaN;
     } else v = Number.NaN;
     if (Number.isNaN(v)) v = Math.abs(Number(b.toString('latin1', tokenStart, p)));
+    // v rounds to the same float32 as JSON.parse's double (see above), so this is the exact rule; the careful
+    // loop then says where.
+    if (v >= F32_OVERFLOW) return -1;
     if (count === out.length) {
       const grown = new Float32Array(out.length * 2);
       grown.set(out);
@@ -453,7 +521,15 @@ class Cursor {
     }
     for (;;) {
       this.ws();
+      const tokenStart = this.pos;
       this.number();
+      if (
+        magnitude(b, tokenStart, this.pos) > MAX_SAFE_MAGNITUDE &&
+        overflowsFloat32(b, tokenStart, this.pos)
+      ) {
+        this.pos = tokenStart;
+        this.fail('embedding value beyond float32 range');
+      }
       count++;
       let d = b[this.pos];
       if (d !== COMMA && d !== RBRACKET) {

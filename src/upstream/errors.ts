@@ -12,9 +12,19 @@
  *
  * Error body shapes read: native {code,message,request_id} (also `msg`), compatible mode {error:{code,message}}.
  */
+
+import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
-import type { UpstreamResponse } from './client.js';
+
+/** A buffered DashScope reply (what the upstream client's call() resolves with). */
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** DashScope's request id: the `x-request-id` response header (equal to the body's `request_id`). */
+  requestId: string | undefined;
+}
 
 const NativeError = z.object({
   code: z.string().optional(),
@@ -55,13 +65,28 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   return Math.max(0, (at - now) / 1000);
 }
 
-/** Build the caller-facing error for a non-2xx upstream reply. `secret` is scrubbed from any echoed text. */
+/** ` (DashScope request_id …)`, or '' without one: the suffix every upstream-related message carries. */
+export function requestIdRef(requestId: string | undefined): string {
+  return requestId ? ` (DashScope request_id ${requestId})` : '';
+}
+
+/** A 2xx reply the gateway cannot use (not JSON, missing fields): 502 naming what was wrong. */
+export function badUpstreamReply(what: string, requestId: string | undefined, cause?: unknown): GatewayError {
+  return new GatewayError('UPSTREAM_BAD_RESPONSE', `DashScope sent ${what}${requestIdRef(requestId)}`, {
+    cause,
+  });
+}
+
+/**
+ * Build the caller-facing error for a non-2xx upstream reply. `secret` is scrubbed from any echoed text.
+ * Only the upstream client calls this (it holds the secret); routes never see the key.
+ */
 export function upstreamFailure(res: UpstreamResponse, secret: string): GatewayError {
   const info = readUpstreamError(res.body);
   const scrub = (s: string): string => (secret ? s.split(secret).join('[redacted]') : s);
   const upstreamText = info.message ? scrub(info.message).slice(0, 1000) : undefined;
   const code = info.code ? scrub(info.code).slice(0, 100) : undefined;
-  const ref = res.requestId ? ` (DashScope request_id ${res.requestId})` : '';
+  const ref = requestIdRef(res.requestId);
 
   if (res.status === 401 || (res.status === 403 && code === 'InvalidApiKey')) {
     return new GatewayError(

@@ -5,23 +5,20 @@
  */
 import { createAlibaba } from '@ai-sdk/alibaba';
 import { APICallError, embed, embedMany } from 'ai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { vectorFor } from '../../src/emulator/vectors.js';
-import { KEYS, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { KEYS, upstreamCalls, useStack } from '../helpers.js';
 
 const MODEL = 'text-embedding-v4';
 
 describe('@ai-sdk/alibaba → native /api/v1 text-embedding', () => {
-  let s: Stack;
+  const s = useStack();
   let ali: ReturnType<typeof createAlibaba>;
 
   beforeAll(async () => {
-    s = await startStack();
     const base = await s.listen();
     ali = createAlibaba({ apiKey: KEYS.alice, embeddingBaseURL: `${base}/api/v1` });
   });
-  afterAll(async () => s.close());
-  beforeEach(() => s.emu.clearReceived());
 
   it('embedMany of 25 values with dimension 64 and textType query returns exact vectors in order', async () => {
     const values = Array.from({ length: 25 }, (_, i) => `query text ${i}`);

@@ -5,23 +5,20 @@
  */
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { APICallError, embed, embedMany } from 'ai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { vectorFor } from '../../src/emulator/vectors.js';
-import { KEYS, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { KEYS, upstreamCalls, useStack } from '../helpers.js';
 
 const MODEL = 'text-embedding-v4';
 
 describe('AI SDK createOpenAICompatible → /v1/embeddings', () => {
-  let s: Stack;
+  const s = useStack();
   let gw: ReturnType<typeof createOpenAICompatible>;
 
   beforeAll(async () => {
-    s = await startStack();
     const base = await s.listen();
     gw = createOpenAICompatible({ name: 'gateway', baseURL: `${base}/v1`, apiKey: KEYS.alice });
   });
-  afterAll(async () => s.close());
-  beforeEach(() => s.emu.clearReceived());
 
   it('embedMany of 25 values in one request returns 25 exact vectors in order, with numeric usage', async () => {
     const values = Array.from({ length: 25 }, (_, i) => `value number ${i}`);

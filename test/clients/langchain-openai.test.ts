@@ -4,24 +4,18 @@
  * call for v3/v4), two batches in flight, base64 asked for by the SDK, vectors read by position.
  */
 import { OpenAIEmbeddings } from '@langchain/openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { vectorFor } from '../../src/emulator/vectors.js';
-import { KEYS, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { KEYS, upstreamCalls, useStack } from '../helpers.js';
 
 const MODEL = 'text-embedding-v4';
 
 describe('LangChain OpenAIEmbeddings → /v1/embeddings', () => {
-  let s: Stack;
+  const s = useStack();
   let base: string;
 
   beforeAll(async () => {
-    s = await startStack();
     base = await s.listen();
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => {
-    s.emu.clearReceived();
-    s.emu.clearFaults();
   });
 
   it('embedDocuments of 600 texts with default batchSize 512 returns 600 exact vectors in input order', async () => {

@@ -3,9 +3,9 @@
  * image URL content part, streaming and not: what an OpenAI chat client pointed at the gateway actually gets.
  */
 import OpenAI, { APIError, BadRequestError } from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { conversationSettings, resetConversation } from '../../src/emulator/routes/multimodal-generation.js';
-import { KEYS, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { KEYS, upstreamCalls, useStack } from '../helpers.js';
 
 const UPSTREAM = '/compatible-mode/v1/chat/completions';
 const ANSWER = 'I see 1 image(s). You said: What is this?';
@@ -21,18 +21,14 @@ const messages = (url: string): OpenAI.Chat.ChatCompletionMessageParam[] => [
 ];
 
 describe('openai SDK → /v1/chat/completions', () => {
-  let s: Stack;
+  const s = useStack();
   let client: OpenAI;
 
   beforeAll(async () => {
-    s = await startStack();
     const base = await s.listen();
     client = new OpenAI({ apiKey: KEYS.alice, baseURL: `${base}/v1`, maxRetries: 0 });
   });
-  afterAll(async () => s.close());
   beforeEach(() => {
-    s.emu.clearReceived();
-    s.emu.clearFaults();
     resetConversation(s.emu.instance);
   });
 

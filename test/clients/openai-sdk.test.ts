@@ -4,24 +4,18 @@
  * type check, so these tests are what proves the gateway encodes float32 itself rather than passing floats on.
  */
 import OpenAI, { AuthenticationError, BadRequestError } from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { vectorFor } from '../../src/emulator/vectors.js';
-import { KEYS, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { KEYS, upstreamCalls, useStack } from '../helpers.js';
 
 describe('openai SDK → /v1/embeddings', () => {
-  let s: Stack;
+  const s = useStack();
   let client: OpenAI;
   let base: string;
 
   beforeAll(async () => {
-    s = await startStack();
     base = await s.listen();
     client = new OpenAI({ apiKey: KEYS.alice, baseURL: `${base}/v1` });
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => {
-    s.emu.clearReceived();
-    s.emu.clearFaults();
   });
 
   it('default call (SDK asks for base64) decodes to the emulator vectors with the asked dimension', async () => {

@@ -1,8 +1,8 @@
 /**
  * Bad input gets a 4xx in the caller's dialect naming the field and the limit, and costs no upstream call.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { auth, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { auth, upstreamCalls, useStack, withStack } from '../helpers.js';
 
 interface Case {
   name: string;
@@ -20,7 +20,8 @@ const OPENAI_CASES: Case[] = [
     name: 'unknown model',
     payload: { model: 'gpt-4', input: 'x' },
     param: 'model',
-    message: /"gpt-4" is not served here; known: text-embedding-v1/,
+    message:
+      /model "gpt-4" is not a text-embedding or multimodal-embedding model served here; known: text-embedding-v1/,
   },
   { name: 'missing input', payload: { model: 'text-embedding-v4' }, param: 'input', message: /input: / },
   {
@@ -150,12 +151,7 @@ const NATIVE_CASES: Case[] = [
 ];
 
 describe('bad input', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack();
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => s.emu.clearReceived());
+  const s = useStack();
 
   it.each(OPENAI_CASES)('OpenAI dialect: $name → 400 naming $param', async (c) => {
     const res = await s.app.inject({
@@ -213,8 +209,7 @@ describe('bad input', () => {
   });
 
   it('an oversized body → 413 in the caller dialect, before any upstream call', async () => {
-    const small = await startStack({ env: { BODY_LIMIT_BYTES: '2048' } });
-    try {
+    await withStack({ env: { BODY_LIMIT_BYTES: '2048' } }, async (small) => {
       const res = await small.app.inject({
         method: 'POST',
         url: '/v1/embeddings',
@@ -225,9 +220,7 @@ describe('bad input', () => {
       expect(res.json().error.code).toBe('request_too_large');
       expect(res.json().error.message).toMatch(/larger than 2048 bytes \(BODY_LIMIT_BYTES\)/);
       expect(upstreamCalls(small.emu)).toHaveLength(0);
-    } finally {
-      await small.close();
-    }
+    });
   });
 
   it('a non-JSON content type → 415 naming content-type, no upstream call', async () => {
@@ -253,12 +246,7 @@ describe('bad input', () => {
 });
 
 describe('caller authentication', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack();
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => s.emu.clearReceived());
+  const s = useStack();
 
   const payload = { model: 'text-embedding-v4', input: 'x', dimensions: 64 };
 

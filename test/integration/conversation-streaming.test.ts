@@ -13,7 +13,7 @@ import {
   resetConversation,
   type StreamRecord,
 } from '../../src/emulator/routes/multimodal-generation.js';
-import { auth, type Stack, startStack } from '../helpers.js';
+import { auth, useStack } from '../helpers.js';
 
 const NATIVE = '/api/v1/services/aigc/multimodal-generation/generation';
 const EVENT_DELAY_MS = 300;
@@ -53,19 +53,16 @@ async function waitFor<T>(pick: () => T | undefined, timeoutMs = 5_000): Promise
 }
 
 describe('conversation streaming over a real port', () => {
-  let s: Stack;
+  const s = useStack();
   let base: string;
-  // Our own client connections, closed before the gateway: an aborted request leaves undici holding a fresh,
-  // never-used keep-alive socket that the gateway's graceful close would otherwise wait for.
+  // Our own client connections, closed before the gateway (afterAll hooks run in reverse, so this one runs before
+  // useStack's close): an aborted request leaves undici holding a fresh, never-used keep-alive socket that the
+  // gateway's graceful close would otherwise wait for.
   const agent = new Agent();
   beforeAll(async () => {
-    s = await startStack();
     base = await s.listen();
   });
-  afterAll(async () => {
-    await agent.destroy();
-    await s.close();
-  });
+  afterAll(async () => agent.destroy());
   beforeEach(() => {
     resetConversation(s.emu.instance);
     conversationSettings(s.emu.instance).eventDelayMs = EVENT_DELAY_MS;

@@ -3,15 +3,11 @@
  * upstream DashScope key nor any gateway key, whatever path the request takes (success, bad key, upstream
  * 401, transport failure, validation error).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auth, KEYS, type Stack, startStack, UPSTREAM_KEY } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { auth, KEYS, UPSTREAM_KEY, useStack } from '../helpers.js';
 
 describe('access log', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack({ env: { UPSTREAM_RETRIES: '0', LOG_LEVEL: 'trace' } });
-  });
-  afterAll(async () => s.close());
+  const s = useStack({ env: { UPSTREAM_RETRIES: '0', LOG_LEVEL: 'trace' } });
 
   it('writes one line per request with request id, route, model, caller, inputs, upstream ids and timings', async () => {
     const before = s.logs.length;

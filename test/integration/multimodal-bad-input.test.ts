@@ -2,9 +2,9 @@
  * Bad multimodal input: each case is a 400 (413 for the body) in the caller's dialect naming the field, the rule and
  * the limit, costs no upstream call, and leaves the gateway serving the next request.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dataUri, MB, mp4, png, wav } from '../fixtures/media/index.js';
-import { auth, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { auth, upstreamCalls, useStack } from '../helpers.js';
 
 const PATH = '/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding';
 const ONE_PEACE = 'multimodal-embedding-one-peace-v1';
@@ -185,12 +185,7 @@ const NATIVE_CASES: Case[] = [
 ];
 
 describe('multimodal bad input', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack();
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => s.emu.clearReceived());
+  const s = useStack();
 
   const nextRequestWorks = async (): Promise<void> => {
     const ok = await s.app.inject({
@@ -283,11 +278,7 @@ describe('multimodal bad input', () => {
 });
 
 describe('an oversized JSON body', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack({ env: { BODY_LIMIT_BYTES: '2048' } });
-  });
-  afterAll(async () => s.close());
+  const s = useStack({ env: { BODY_LIMIT_BYTES: '2048' } });
 
   it('is a 413 in DashScope shape, costs no upstream call, and the next request is served', async () => {
     const res = await s.app.inject({

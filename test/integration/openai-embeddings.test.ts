@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { vectorFor } from '../../src/emulator/vectors.js';
-import { auth, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { auth, upstreamCalls, useStack, withStack } from '../helpers.js';
 
 const decodeBase64 = (s: string): number[] => {
   const b = Buffer.from(s, 'base64');
@@ -8,12 +8,7 @@ const decodeBase64 = (s: string): number[] => {
 };
 
 describe('POST /v1/embeddings', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack();
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => s.emu.clearReceived());
+  const s = useStack();
 
   it('answers in OpenAI shape with the emulator vectors, in input order', async () => {
     const res = await s.app.inject({
@@ -110,10 +105,8 @@ describe('POST /v1/embeddings', () => {
 
   it('keeps a path prefix of DASHSCOPE_BASE_URL (egress proxies mounted under a path)', async () => {
     // A second gateway whose base URL points at this suite's emulator under a path prefix.
-    const prefixed = await startStack({
-      env: { DASHSCOPE_BASE_URL: `${s.emu.url}/egress/dashscope/`, UPSTREAM_RETRIES: '0' },
-    });
-    try {
+    const env = { DASHSCOPE_BASE_URL: `${s.emu.url}/egress/dashscope/`, UPSTREAM_RETRIES: '0' };
+    await withStack({ env }, async (prefixed) => {
       await prefixed.app.inject({
         method: 'POST',
         url: '/v1/embeddings',
@@ -123,8 +116,6 @@ describe('POST /v1/embeddings', () => {
       expect(s.emu.received.map((r) => r.url)).toEqual([
         '/egress/dashscope/api/v1/services/embeddings/text-embedding/text-embedding',
       ]);
-    } finally {
-      await prefixed.close();
-    }
+    });
   });
 });

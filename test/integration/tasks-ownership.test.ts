@@ -4,9 +4,9 @@
  * Redis and one upstream: submit through replica 1, read through replica 2).
  */
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { OWNER_KEY_PREFIX, OWNER_TTL_SEC } from '../../src/tasks/index.js';
-import { auth, KEYS, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { auth, KEYS, type StackOptions, upstreamCalls, useReplicas, useStack } from '../helpers.js';
 
 const PATH = '/api/v1/services/embeddings/text-embedding/text-embedding';
 const redisUrl = inject('redisUrl');
@@ -20,40 +20,30 @@ if (!redisUrl) {
 
 interface Variant {
   name: string;
-  /** [submit through, read through] */
-  start(): Promise<[Stack, Stack]>;
+  /** Gateways in front of one upstream: tasks are submitted through the first and read through the last. */
+  replicas: number;
+  opts: StackOptions;
   skip: boolean;
 }
 
 const variants: Variant[] = [
-  {
-    name: 'in-memory owner store',
-    skip: false,
-    start: async () => {
-      const s = await startStack();
-      return [s, s];
-    },
-  },
+  { name: 'in-memory owner store', replicas: 1, opts: {}, skip: false },
   {
     name: 'Redis owner store shared by two replicas',
+    replicas: 2,
+    opts: { env: { REDIS_URL: redisUrl } },
     skip: !redisUrl,
-    start: async () => {
-      const s1 = await startStack({ env: { REDIS_URL: redisUrl } });
-      // Replica 2 talks to the same upstream (replica 1's emulator), as two replicas in front of DashScope do.
-      const s2 = await startStack({ env: { REDIS_URL: redisUrl, DASHSCOPE_BASE_URL: s1.emu.url } });
-      return [s1, s2];
-    },
   },
 ];
 
 for (const v of variants) {
   describe.skipIf(v.skip)(`task ownership (${v.name})`, () => {
-    let submitVia: Stack;
-    let readVia: Stack;
+    const replicas = useReplicas(v.replicas, v.opts);
+    const submitVia = replicas[0]!;
+    const readVia = replicas[replicas.length - 1]!;
     let taskId: string;
 
     beforeAll(async () => {
-      [submitVia, readVia] = await v.start();
       const res = await submitVia.app.inject({
         method: 'POST',
         url: PATH,
@@ -62,10 +52,6 @@ for (const v of variants) {
       });
       expect(res.statusCode).toBe(200);
       taskId = res.json().output.task_id;
-    });
-    afterAll(async () => {
-      await readVia.close();
-      if (submitVia !== readVia) await submitVia.close();
     });
 
     it('gives key B a 404 on get and cancel, the same answer as for a task that does not exist, and never asks DashScope', async () => {
@@ -154,12 +140,8 @@ for (const v of variants) {
 }
 
 describe('task ownership while Redis is unreachable', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    // Port 1 on loopback: nothing listens, so every Redis command fails at once.
-    s = await startStack({ env: { REDIS_URL: 'redis://127.0.0.1:1' } });
-  });
-  afterAll(async () => s.close());
+  // Port 1 on loopback: nothing listens, so every Redis command fails at once.
+  const s = useStack({ env: { REDIS_URL: 'redis://127.0.0.1:1' } });
 
   it('still hands out the task id (this replica remembers the owner) and logs a warning', async () => {
     const res = await s.app.inject({

@@ -2,10 +2,10 @@
  * Every row of the upstream-failure table, in both caller dialects. Retries are off here (UPSTREAM_RETRIES=0)
  * so each row is one upstream call; the retry behaviour has its own tests at the end.
  */
-import { createServer } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Fault } from '../../src/emulator/server.js';
-import { auth, type Stack, startStack, UPSTREAM_KEY, upstreamCalls } from '../helpers.js';
+import { auth, UPSTREAM_KEY, upstreamCalls, useStack, withStack } from '../helpers.js';
+import { freePort } from '../support/ports.js';
 
 const OPENAI = {
   url: '/v1/embeddings',
@@ -117,15 +117,7 @@ function expectNoLeak(text: string): void {
 }
 
 describe('upstream failure table', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack({ env: { UPSTREAM_RETRIES: '0', UPSTREAM_HEADERS_TIMEOUT_MS: '300' } });
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => {
-    s.emu.clearFaults();
-    s.emu.clearReceived();
-  });
+  const s = useStack({ env: { UPSTREAM_RETRIES: '0', UPSTREAM_HEADERS_TIMEOUT_MS: '300' } });
 
   describe.each([
     ['OpenAI dialect', OPENAI, 'openai' as const],
@@ -179,8 +171,7 @@ describe('upstream failure table', () => {
 describe('upstream 429 asking for a long hold', () => {
   // Its own stack: the shared budget honours the 600 s hold, which would stall every later test in a shared one.
   it('answers Retry-After capped at 60 s, since clients ignore (LangChain: give up on) longer values', async () => {
-    const s = await startStack({ env: { UPSTREAM_RETRIES: '0' } });
-    try {
+    await withStack({ env: { UPSTREAM_RETRIES: '0' } }, async (s) => {
       s.emu.addFault({ status: 429, headers: { 'retry-after': '600' } });
       const res = await s.app.inject({
         method: 'POST',
@@ -191,32 +182,18 @@ describe('upstream 429 asking for a long hold', () => {
       expect(res.statusCode).toBe(429);
       expect(res.headers['retry-after']).toBe('60');
       expect(res.headers['retry-after-ms']).toBe('60000');
-    } finally {
-      await s.close();
-    }
-  });
-});
-
-async function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
     });
   });
-}
+});
 
 describe('upstream refused connection → 503', () => {
   it.each([
     ['OpenAI dialect', OPENAI],
     ['DashScope dialect', NATIVE],
   ])('%s', async (_name, route) => {
-    const port = await closedPort();
-    const s = await startStack({
-      env: { DASHSCOPE_BASE_URL: `http://127.0.0.1:${port}`, UPSTREAM_RETRIES: '1' },
-    });
-    try {
+    const port = await freePort(); // nothing listens there: the connection is refused
+    const env = { DASHSCOPE_BASE_URL: `http://127.0.0.1:${port}`, UPSTREAM_RETRIES: '1' };
+    await withStack({ env }, async (s) => {
       const res = await s.app.inject({
         method: 'POST',
         url: route.url,
@@ -226,22 +203,12 @@ describe('upstream refused connection → 503', () => {
       expect(res.statusCode).toBe(503);
       expect(res.body).toMatch(/refused the connection/);
       expectNoLeak(res.body);
-    } finally {
-      await s.close();
-    }
+    });
   });
 });
 
 describe('retries of what is safe to retry', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack({ env: { UPSTREAM_RETRIES: '2' } });
-  });
-  afterAll(async () => s.close());
-  beforeEach(() => {
-    s.emu.clearFaults();
-    s.emu.clearReceived();
-  });
+  const s = useStack({ env: { UPSTREAM_RETRIES: '2' } });
 
   it('a transient 500 is retried and the caller sees 200', async () => {
     s.emu.addFault({ status: 500, times: 1 });

@@ -6,9 +6,10 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createGovernor, type Governor } from '../../src/ratelimit/governor.js';
 import { createRedis, type RedisClient } from '../../src/redis.js';
+import { freePort } from '../support/ports.js';
 import { RedisCluster } from '../support/redis-cluster.js';
 import { burst, type Call, maxTokensInWindow, request, settings } from './governor-support.js';
-import { freePort, hasRedisServer, maxInWindow, OwnRedis, requireRedis, uniquePrefix } from './support.js';
+import { hasRedisServer, maxInWindow, OwnRedis, requireRedis, uniquePrefix } from './support.js';
 
 const redisUrl = inject('redisUrl');
 const haveRedis = requireRedis(redisUrl, 'the shared governor test');

@@ -6,7 +6,8 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { auth, KEYS, type Stack, startStack, upstreamCalls } from '../helpers.js';
-import { freePort, hasRedisServer, maxInWindow, OwnRedis, requireRedis, uniquePrefix } from './support.js';
+import { freePort } from '../support/ports.js';
+import { hasRedisServer, maxInWindow, OwnRedis, requireRedis, uniquePrefix } from './support.js';
 
 const EMBED = '/v1/embeddings';
 const NATIVE = '/api/v1/services/embeddings/text-embedding/text-embedding';

@@ -1,10 +1,9 @@
 /**
  * Shared pieces of the rate-limit tests: the sliding-window check on arrival times, a redis-server of a test's
- * own (so killing it cannot break other test files), free ports, and the loud skip rule for a missing Redis.
+ * own (so killing it cannot break other test files), and the loud skip rule for a missing Redis.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The most arrival times found in any closed window [t, t + windowMs]. */
@@ -22,17 +21,6 @@ export function maxInWindow(times: number[], windowMs: number): number {
 
 /** A unique Redis key prefix, so test files sharing one Redis never share a budget. */
 export const uniquePrefix = (tag: string): string => `test:${tag}:${randomBytes(4).toString('hex')}:`;
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Skip loudly without Redis; under CI=true a missing Redis fails the run instead. */
 export function requireRedis(redisUrl: string, what: string): boolean {

@@ -3,15 +3,11 @@
  * (an entry kept for the life of the process), so a caller could grow the gateway's memory without bound and get
  * a fresh RATE_LIMIT_RPM for every invented name. Names the gateway does not serve now share the `*` budget.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auth, type Stack, startStack } from '../helpers.js';
+import { describe, expect, it } from 'vitest';
+import { auth, useStack } from '../helpers.js';
 
 describe('upload policies for models the gateway does not serve', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack({ env: { RATE_LIMIT_RPM: '2', RATE_LIMIT_MAX_WAIT_MS: '0' } });
-  });
-  afterAll(async () => s.close());
+  const s = useStack({ env: { RATE_LIMIT_RPM: '2', RATE_LIMIT_MAX_WAIT_MS: '0' } });
 
   const policy = (model: string) =>
     s.app.inject({ method: 'GET', url: `/api/v1/uploads?action=getPolicy&model=${model}`, headers: auth() });

@@ -17,7 +17,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
-import { freePort, maxInWindow, requireRedis, uniquePrefix } from '../ratelimit/support.js';
+import { maxInWindow, requireRedis, uniquePrefix } from '../ratelimit/support.js';
+import { freePort } from '../support/ports.js';
 
 const UPSTREAM_KEY = 'sk-topology-upstream-0123456789';
 const CALLER_KEY = 'gw-topology-caller-0001';

@@ -2,7 +2,8 @@
  * `scanEmbeddingReply(buf, { decode: true })` validates and decodes each vector in one pass (base64 requests).
  * It must accept exactly what the validating scan accepts, fail with the same ScanError, and give
  * `new Float32Array(JSON.parse(array))` bit for bit: -0, exponents, 17+ digit mantissas, float32 ties, leading
- * zeros, digit runs cut at every offset of a 4-byte word, and whitespace anywhere JSON allows it.
+ * zeros, digit runs cut at every offset of a 4-byte word, and whitespace anywhere JSON allows it. Numbers that
+ * are not finite as float32 (1e400, 3.5e38, long integers) are refused by both modes alike.
  */
 import { describe, expect, it } from 'vitest';
 import { renderOpenAIEmbeddings } from '../../src/translate/openai-render.js';
@@ -55,6 +56,17 @@ function numberText(rnd: () => number): string {
   return `${sign}${int}${frac}${exp}`;
 }
 
+/** The scanner's range rule: an embedding number is accepted exactly when it is finite as float32. */
+const fits = (text: string): boolean => Number.isFinite(Math.fround(JSON.parse(text) as number));
+
+/** numberText, redrawn until it fits float32: for tests about decoding rather than refusing. */
+function fittingNumber(rnd: () => number): string {
+  for (;;) {
+    const t = numberText(rnd);
+    if (fits(t)) return t;
+  }
+}
+
 const EDGE = [
   '0',
   '-0',
@@ -87,6 +99,8 @@ const EDGE = [
 
 const doc = (arr: string): string =>
   `{"output":{"embeddings":[{"embedding":${arr},"text_index":0}]},"usage":{}}`;
+/** Where the embedding array starts in doc(...). */
+const DOC_PREFIX = doc('\u0000').indexOf('\u0000');
 
 function expectSameFloat32(got: Float32Array | undefined, text: string, what: string): void {
   const want = new Float32Array(JSON.parse(text) as number[]);
@@ -108,15 +122,29 @@ function outcome(text: string, decode: boolean): string {
 }
 
 describe('scanEmbeddingReply({ decode: true })', () => {
-  it('gives new Float32Array(JSON.parse(...)) bit for bit on edge cases and 3,000 random arrays', () => {
+  it('gives new Float32Array(JSON.parse(...)) bit for bit on edge cases and 3,000 random arrays (refusing overflow)', () => {
     const rnd = rng(0x5eed);
-    const arrays = [EDGE, EDGE.map((x) => (x.startsWith('-') ? x.slice(1) : `-${x}`))];
+    const negated = EDGE.map((x) => (x.startsWith('-') ? x.slice(1) : `-${x}`));
+    const arrays = [EDGE.filter(fits), negated.filter(fits), EDGE, negated];
+    let refused = 0;
     for (let i = 0; i < 3000; i++)
       arrays.push(Array.from({ length: 1 + Math.floor(rnd() * 40) }, () => numberText(rnd)));
     for (const nums of arrays) {
       const sep = pick(rnd, [',', ', ', ' ,\n\t', '\r\n,']);
-      const text = rnd() < 0.5 ? `[${nums.join(sep)}]` : `[ ${nums.join(sep)} ]`;
+      const open = rnd() < 0.5 ? '[' : '[ ';
+      const text = `${open}${nums.join(sep)}${open === '[' ? ']' : ' ]'}`;
       const buf = Buffer.from(doc(text));
+      const bad = nums.findIndex((x) => !fits(x));
+      if (bad >= 0) {
+        // Both modes name the earliest number beyond float32 by its byte offset.
+        const at =
+          DOC_PREFIX + open.length + nums.slice(0, bad).reduce((sum, x) => sum + x.length + sep.length, 0);
+        const want = `ScanError embedding value beyond float32 range at byte ${at}`;
+        expect(outcome(doc(text), false), text).toBe(want);
+        expect(outcome(doc(text), true), text).toBe(want);
+        refused++;
+        continue;
+      }
       const decoded = scanEmbeddingReply(buf, { decode: true });
       const plain = scanEmbeddingReply(buf);
       expect(decoded.items[0]!.embedding).toEqual(plain.items[0]!.embedding);
@@ -124,6 +152,9 @@ describe('scanEmbeddingReply({ decode: true })', () => {
       expect(plain.items[0]!.values).toBeUndefined();
       expectSameFloat32(decoded.items[0]!.values, text, text.slice(0, 60));
     }
+    // Both outcomes are exercised: a share of the random arrays holds a number beyond float32.
+    expect(refused).toBeGreaterThan(100);
+    expect(refused).toBeLessThan(arrays.length - 1000);
   });
 
   it('decodes every item and the fused vector of whole replies, in any key order and layout', () => {
@@ -131,13 +162,13 @@ describe('scanEmbeddingReply({ decode: true })', () => {
     for (let seed = 0; seed < 200; seed++) {
       const n = 1 + Math.floor(rnd() * 5);
       const dim = Math.floor(rnd() * 70);
-      const vectors = Array.from({ length: n }, () => Array.from({ length: dim }, () => numberText(rnd)));
+      const vectors = Array.from({ length: n }, () => Array.from({ length: dim }, () => fittingNumber(rnd)));
       const items = vectors.map((v, i) =>
         rnd() < 0.5
           ? `{"embedding":[${v.join(',')}],"index":${i},"type":"text"}`
           : `{ "text_index" : ${i} , "embedding" : [ ${v.join(' , ')} ] }`,
       );
-      const fused = Array.from({ length: dim }, () => numberText(rnd));
+      const fused = Array.from({ length: dim }, () => fittingNumber(rnd));
       const text = `{"request_id":"r","output":{"embeddings":[${items.join(',')}],"embedding":[${fused.join(',')}]},"usage":{"total_tokens":3}}`;
       const r = scanEmbeddingReply(Buffer.from(text), { decode: true });
       for (const [k, item] of r.items.entries()) {
@@ -191,7 +222,9 @@ describe('scanEmbeddingReply({ decode: true })', () => {
       }
       const embedding = (parsed as { output?: { embeddings?: [{ embedding?: unknown }] } } | undefined)
         ?.output?.embeddings?.[0]?.embedding;
-      const numeric = Array.isArray(embedding) && embedding.every((x) => typeof x === 'number');
+      const numeric =
+        Array.isArray(embedding) &&
+        embedding.every((x) => typeof x === 'number' && Number.isFinite(Math.fround(x)));
       const got = outcome(text, true);
       expect(got, text).toBe(outcome(text, false));
       expect(got.startsWith('ok'), text).toBe(numeric);
@@ -217,7 +250,7 @@ describe('scanEmbeddingReply({ decode: true })', () => {
 
   it('renders the same base64 with decoded values as from the spans', () => {
     const rnd = rng(8);
-    const vectors = Array.from({ length: 3 }, () => Array.from({ length: 32 }, () => numberText(rnd)));
+    const vectors = Array.from({ length: 3 }, () => Array.from({ length: 32 }, () => fittingNumber(rnd)));
     const text = `{"output":{"embeddings":[${vectors.map((v, i) => `{"embedding":[${v.join(',')}],"text_index":${i}}`).join(',')}]}}`;
     const buf = Buffer.from(text);
     const plain = scanEmbeddingReply(buf).items.map((it) => ({ buf, span: it.embedding! }));

@@ -1,7 +1,7 @@
 /** The SSE splitter behind the conversation relays: whole events out, whatever the chunking of the bytes in. */
 import { describe, expect, it } from 'vitest';
+import { errorEvent, SseEventSplitter } from '../../src/conversation/sse-relay.js';
 import { GatewayError } from '../../src/errors.js';
-import { errorEvent, SseEventSplitter } from '../../src/streaming/sse-relay.js';
 
 /** Feed `chunks` and collect what comes out, one entry per push. */
 async function run(chunks: Buffer[], fail?: string): Promise<{ out: string[]; s: SseEventSplitter }> {

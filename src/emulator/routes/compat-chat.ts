@@ -5,7 +5,7 @@
  * per-instance delay, failure knobs and stream records as the native endpoint.
  */
 import { z } from 'zod';
-import { estimateTokens } from '../../tokens.js';
+import { usageTokens } from '../qwen-length.js';
 import { type EmulatorRoute, HttpError, parseJson } from '../route.js';
 import {
   checkOssHeader,
@@ -64,8 +64,8 @@ function observe(messages: Messages): { observed: Observed; media: unknown[] } {
 }
 
 function usage(o: Observed, text: string): Record<string, number> {
-  const prompt = estimateTokens(o.allText) + o.images * IMAGE_TOKENS;
-  const completion = estimateTokens(text);
+  const prompt = usageTokens(o.allText) + o.images * IMAGE_TOKENS;
+  const completion = usageTokens(text);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
@@ -74,7 +74,7 @@ export const compatChat: EmulatorRoute = {
   path: '/compatible-mode/v1/chat/completions',
   dialect: 'compat',
   handle(ctx) {
-    const { body, models, requestId, req } = ctx;
+    const { body, catalog, requestId, req } = ctx;
     const parsed = CompatChatBody.safeParse(parseJson(body));
     if (!parsed.success) {
       throw new HttpError(
@@ -84,7 +84,7 @@ export const compatChat: EmulatorRoute = {
       );
     }
     const { model, messages, stream, stream_options } = parsed.data;
-    if (models.get(model)?.kind !== 'conversation') {
+    if (catalog.get(model)?.api !== 'multimodal-generation') {
       throw new HttpError(
         404,
         'ModelNotFound',

@@ -11,12 +11,8 @@
  * Vectors are deterministic: tests compute them with `itemVector` / `fusedVector` below.
  */
 import { z } from 'zod';
-import {
-  MODALITIES,
-  type Modality,
-  type MultimodalEmbeddingModel,
-} from '../../models/multimodal-embedding.js';
-import { estimateTokens } from '../../tokens.js';
+import { EMU_MODALITIES, type EmuModality, type EmuMultimodalModel } from '../limits.js';
+import { qwenTokensAtLeast, usageTokens } from '../qwen-length.js';
 import { type EmulatorRoute, HttpError, parseJson } from '../route.js';
 import { vectorFor } from '../vectors.js';
 
@@ -29,14 +25,14 @@ const Body = z.object({
 const BAD_PARAMS = 'Required parameter(s) missing or invalid, please check the request parameters.';
 
 export interface EmulatedItem {
-  modality: Modality;
+  modality: EmuModality;
   /** The item's text or media value, exactly as sent. */
   value: string;
   factor?: number;
 }
 
 /** The vector the emulator gives one content item. */
-export function itemVector(model: string, modality: Modality, value: string, dim: number): number[] {
+export function itemVector(model: string, modality: EmuModality, value: string, dim: number): number[] {
   return vectorFor(`${modality}:${value}`, dim, model);
 }
 
@@ -57,12 +53,12 @@ export function fusedVector(model: string, items: readonly EmulatedItem[], dim: 
   return sum.map((x) => Math.fround(x * scale));
 }
 
-function readItems(model: MultimodalEmbeddingModel, contents: Record<string, unknown>[], headerOss: boolean) {
+function readItems(model: EmuMultimodalModel, contents: Record<string, unknown>[], headerOss: boolean) {
   return contents.map((c): EmulatedItem => {
-    const present = MODALITIES.filter((m) => c[m] !== undefined);
+    const present = EMU_MODALITIES.filter((m) => c[m] !== undefined);
     if (present.length !== 1) throw new HttpError(400, 'InvalidParameter', BAD_PARAMS);
     const modality = present[0]!;
-    if (!model.modalities[modality]) {
+    if (!model.modalities.includes(modality)) {
       throw new HttpError(
         400,
         'InvalidParameter',
@@ -87,21 +83,21 @@ export const multimodalEmbedding: EmulatorRoute = {
   path: '/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding',
   dialect: 'native',
   cacheable: true,
-  handle({ body, models, requestId, req }) {
+  handle({ body, catalog, requestId, req }) {
     const parsed = Body.safeParse(parseJson(body));
     if (!parsed.success) throw new HttpError(400, 'InvalidParameter', BAD_PARAMS);
     const { input, parameters = {} } = parsed.data;
-    const model = models.get(parsed.data.model);
-    if (model?.kind !== 'multimodal-embedding')
+    const model = catalog.get(parsed.data.model);
+    if (model?.api !== 'multimodal-embedding')
       throw new HttpError(400, 'InvalidParameter', 'Model not exist.');
     if (input.contents.length === 0) {
       throw new HttpError(400, 'BadRequest.EmptyInput', 'Required input parameter missing from request.');
     }
-    if (input.contents.length > model.maxRows) {
+    if (input.contents.length > model.rows) {
       throw new HttpError(
         400,
         'InvalidParameter',
-        `batch size is invalid, it should not be larger than ${model.maxRows}.: input.contents`,
+        `batch size is invalid, it should not be larger than ${model.rows}.: input.contents`,
       );
     }
     const headerOss = String(req.headers['x-dashscope-ossresourceresolve'] ?? '').toLowerCase() === 'enable';
@@ -115,11 +111,12 @@ export const multimodalEmbedding: EmulatorRoute = {
       );
     }
     const dim = (asked as number | undefined) ?? model.defaultDimension;
-    const text = model.modalities.text;
-    if (text?.overLimit === 'reject' && parameters.auto_truncation !== true) {
+    const text = model.text;
+    if (text.whenLonger === 'reject' && parameters.auto_truncation !== true) {
       for (const it of items) {
-        if (it.modality === 'text' && [...it.value].length > text.limit) {
-          throw new HttpError(400, 'InvalidParameter', `Range of input length should be [1, ${text.limit}]`);
+        const length = text.unit === 'characters' ? [...it.value].length : qwenTokensAtLeast(it.value);
+        if (it.modality === 'text' && length > text.max) {
+          throw new HttpError(400, 'InvalidParameter', `Range of input length should be [1, ${text.max}]`);
         }
       }
     }
@@ -127,7 +124,7 @@ export const multimodalEmbedding: EmulatorRoute = {
     if (model.output === 'fused') {
       const usage: Record<string, unknown> = {};
       let total = 0;
-      for (const m of MODALITIES) {
+      for (const m of EMU_MODALITIES) {
         const measure = items.filter((it) => it.modality === m).length;
         if (measure === 0) continue;
         usage[m] = { measure, weight: 1 };
@@ -141,12 +138,12 @@ export const multimodalEmbedding: EmulatorRoute = {
     }
 
     const usage = {
-      input_tokens: items.reduce((s, it) => s + (it.modality === 'text' ? estimateTokens(it.value) : 0), 0),
+      input_tokens: items.reduce((s, it) => s + (it.modality === 'text' ? usageTokens(it.value) : 0), 0),
       image_count: items.filter((it) => it.modality === 'image').length,
       duration: 0,
     };
     const embeddings =
-      model.fusion && parameters.enable_fusion === true
+      model.enableFusion && parameters.enable_fusion === true
         ? [{ index: 0, embedding: fusedVector(model.name, items, dim), type: 'fusion' }]
         : items.map((it, index) => ({
             index,

@@ -1,5 +1,5 @@
 /**
- * Qwen-VL conversation, native (`/api/v1/services/aigc/multimodal-generation/generation`, contract §2.4, §3.6,
+ * Qwen-VL conversation, native (`/api/v1/services/aigc/multimodal-generation/generation`, docs/dashscope-contract.md §2.4, §3.6,
  * §3.7). The "model" answers deterministically from the messages — `I see N image(s). You said: <last user
  * text>` — so tests can assert exact text.
  *
@@ -12,7 +12,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
-import { estimateTokens } from '../../tokens.js';
+import { usageTokens } from '../qwen-length.js';
 import { type EmulatorContext, type EmulatorRoute, HttpError, parseJson } from '../route.js';
 
 /** Knobs tests turn, per emulator instance. */
@@ -239,8 +239,8 @@ function observeNative(messages: NativeMessages): { observed: Observed; media: u
 function usage(o: Observed, outputText: string): Record<string, number> {
   const imageTokens = o.images * IMAGE_TOKENS;
   return {
-    input_tokens: estimateTokens(o.allText) + imageTokens,
-    output_tokens: estimateTokens(outputText),
+    input_tokens: usageTokens(o.allText) + imageTokens,
+    output_tokens: usageTokens(outputText),
     image_tokens: imageTokens,
   };
 }
@@ -266,11 +266,11 @@ export const multimodalGeneration: EmulatorRoute = {
   path: '/api/v1/services/aigc/multimodal-generation/generation',
   dialect: 'native',
   handle(ctx) {
-    const { body, models, requestId, req } = ctx;
+    const { body, catalog, requestId, req } = ctx;
     const parsed = NativeBody.safeParse(parseJson(body));
     if (!parsed.success) throw new HttpError(400, 'InvalidParameter', BAD_PARAMS);
     const { model, input, parameters = {} } = parsed.data;
-    if (models.get(model)?.kind !== 'conversation') {
+    if (catalog.get(model)?.api !== 'multimodal-generation') {
       throw new HttpError(400, 'InvalidParameter', 'Model not exist.');
     }
     const { observed, media } = observeNative(input.messages);

@@ -1,5 +1,5 @@
 /**
- * Async tasks as DashScope runs them (contract §2.2, §2.6, §3.4): batch text-embedding creation (the sync path
+ * Async tasks as DashScope runs them (docs/dashscope-contract.md §2.2, §2.6, §3.4): batch text-embedding creation (the sync path
  * with `X-DashScope-Async: enable`; text-embedding.ts hands over), polling, cancel and the task list.
  *
  * The lifecycle is driven by polls, not by time, so tests are deterministic: a new task is PENDING; the 1st
@@ -91,7 +91,7 @@ export function createTextEmbeddingTask(ctx: EmulatorContext): EmulatorReply {
     );
   }
   const { model, input, parameters = {} } = parsed.data;
-  if (ctx.models.get(model)?.kind !== 'async-text-embedding') {
+  if (ctx.catalog.get(model)?.api !== 'batch-text-embedding') {
     throw new HttpError(403, 'AccessDenied', 'current user api does not support asynchronous calls');
   }
   const url = input.url.trim();

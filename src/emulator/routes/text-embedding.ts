@@ -4,8 +4,8 @@
  * DashScope words them, embeddings sorted by text_index, sparse output on request, float-only compat mode.
  */
 import { z } from 'zod';
-import type { ModelTable } from '../../models/index.js';
-import { estimateTokens, tokensOverLimit } from '../../tokens.js';
+import type { EmuCatalog, EmuTextModel } from '../limits.js';
+import { qwenTokensAtLeast, usageTokens } from '../qwen-length.js';
 import { type EmulatorRoute, HttpError, parseJson } from '../route.js';
 import { sparseFor, vectorFor } from '../vectors.js';
 import { asyncRequested, createTextEmbeddingTask } from './tasks.js';
@@ -23,28 +23,39 @@ const CompatBody = z.object({
 
 const BAD_PARAMS = 'Required parameter(s) missing or invalid, please check the request parameters.';
 
-/** The texts of a call, checked as DashScope checks them. */
-function checkTexts(models: ModelTable, modelName: string, texts: unknown[]): string[] {
-  const model = models.get(modelName);
-  if (model?.kind !== 'text-embedding') throw new HttpError(400, 'InvalidParameter', 'Model not exist.');
-  if (texts.length > model.maxRows) {
+/** The text-embedding model a call names, or DashScope's unknown-model 400. */
+function textModel(catalog: EmuCatalog, name: string): EmuTextModel {
+  const model = catalog.get(name);
+  if (model?.api !== 'text-embedding') throw new HttpError(400, 'InvalidParameter', 'Model not exist.');
+  return model;
+}
+
+/**
+ * The texts of a call, checked as DashScope checks them. Length uses a lower bound on Qwen3 tokens
+ * (qwen-length.ts), so a text the gateway let through as within the limit is never refused here by mistake,
+ * while a gateway that lets a grossly long text through is caught.
+ */
+function checkTexts(model: EmuTextModel, texts: unknown[]): string[] {
+  if (texts.length > model.rows) {
     throw new HttpError(
       400,
       'InvalidParameter',
-      `batch size is invalid, it should not be larger than ${model.maxRows}.: input.contents`,
+      `batch size is invalid, it should not be larger than ${model.rows}.: input.contents`,
     );
   }
   for (const t of texts) {
-    if (typeof t !== 'string' || t.length === 0 || tokensOverLimit(t, model.maxTokens) !== undefined) {
-      throw new HttpError(400, 'InvalidParameter', `Range of input length should be [1, ${model.maxTokens}]`);
+    if (typeof t !== 'string' || t.length === 0 || qwenTokensAtLeast(t) > model.tokensPerText) {
+      throw new HttpError(
+        400,
+        'InvalidParameter',
+        `Range of input length should be [1, ${model.tokensPerText}]`,
+      );
     }
   }
   return texts as string[];
 }
 
-function dimensionFor(models: ModelTable, modelName: string, asked: unknown): number {
-  const model = models.get(modelName);
-  if (model?.kind !== 'text-embedding') throw new HttpError(400, 'InvalidParameter', 'Model not exist.');
+function dimensionFor(model: EmuTextModel, asked: unknown): number {
   if (asked === undefined) return model.defaultDimension;
   if (typeof asked !== 'number' || !model.dimensions.includes(asked)) {
     throw new HttpError(
@@ -62,14 +73,15 @@ export const nativeTextEmbedding: EmulatorRoute = {
   dialect: 'native',
   cacheable: true,
   handle(ctx) {
-    // Same path, async batch task when X-DashScope-Async: enable (contract §1.2): see tasks.ts.
+    // Same path, async batch task when X-DashScope-Async: enable (docs/dashscope-contract.md §1.2): see tasks.ts.
     if (asyncRequested(ctx)) return createTextEmbeddingTask(ctx);
-    const { body, models, requestId } = ctx;
+    const { body, catalog, requestId } = ctx;
     const parsed = NativeTextBody.safeParse(parseJson(body));
     if (!parsed.success) throw new HttpError(400, 'InvalidParameter', BAD_PARAMS);
     const { model, input, parameters = {} } = parsed.data;
-    const texts = checkTexts(models, model, input.texts);
-    const dim = dimensionFor(models, model, parameters.dimension);
+    const entry = textModel(catalog, model);
+    const texts = checkTexts(entry, input.texts);
+    const dim = dimensionFor(entry, parameters.dimension);
     const outputType = parameters.output_type ?? 'dense';
     if (outputType !== 'dense' && outputType !== 'sparse' && outputType !== 'dense&sparse') {
       throw new HttpError(
@@ -85,7 +97,7 @@ export const nativeTextEmbedding: EmulatorRoute = {
       item.text_index = i;
       return item;
     });
-    const total = texts.reduce((s, t) => s + estimateTokens(t), 0);
+    const total = texts.reduce((s, t) => s + usageTokens(t), 0);
     return {
       status: 200,
       body: { output: { embeddings }, usage: { total_tokens: total }, request_id: requestId },
@@ -98,19 +110,20 @@ export const compatEmbeddings: EmulatorRoute = {
   path: '/compatible-mode/v1/embeddings',
   dialect: 'compat',
   cacheable: true,
-  handle({ body, models, requestId }) {
+  handle({ body, catalog, requestId }) {
     const parsed = CompatBody.safeParse(parseJson(body));
     if (!parsed.success) throw new HttpError(400, 'InvalidParameter', BAD_PARAMS);
     const { model, input, dimensions } = parsed.data;
-    const texts = checkTexts(models, model, typeof input === 'string' ? [input] : input);
-    const dim = dimensionFor(models, model, dimensions);
-    // Compatible mode is float-only (contract §2.5): `encoding_format` is ignored, as upstream documents.
+    const entry = textModel(catalog, model);
+    const texts = checkTexts(entry, typeof input === 'string' ? [input] : input);
+    const dim = dimensionFor(entry, dimensions);
+    // Compatible mode is float-only (docs/dashscope-contract.md §2.5): `encoding_format` is ignored, as upstream documents.
     const data = texts.map((text, index) => ({
       embedding: vectorFor(text, dim, model),
       index,
       object: 'embedding',
     }));
-    const total = texts.reduce((s, t) => s + estimateTokens(t), 0);
+    const total = texts.reduce((s, t) => s + usageTokens(t), 0);
     return {
       status: 200,
       body: {

@@ -1,5 +1,5 @@
 /**
- * `GET /api/v1/uploads?action=getPolicy&model=…` (contract §2.7, §3.5): the temporary-upload policy, under
+ * `GET /api/v1/uploads?action=getPolicy&model=…` (docs/dashscope-contract.md §2.7, §3.5): the temporary-upload policy, under
  * `data` (not `output`), with the ten fields the SDKs read. The policy and signature are shaped like OSS's
  * (base64 policy document, base64 HMAC-SHA1) but sign nothing real: the emulator does not run an OSS host.
  * Deterministic apart from the upload directory's date and uuid, as upstream's.

@@ -1,32 +1,30 @@
 /**
  * Relays an upstream server-sent-event stream to the caller as it arrives, one whole event at a time.
  *
- * - No buffering of the reply: each event goes out as soon as its blank line has arrived (contract §3.7 for
- *   DashScope's `id:/event:/:HTTP_STATUS/data:` framing; OpenAI-style `data: …` chunks and `data: [DONE]` for
- *   compatible mode). Events are passed on byte for byte; the gateway does not re-frame them.
+ * - No buffering of the reply: each event goes out as soon as its blank line has arrived
+ *   (docs/dashscope-contract.md §3.7 for DashScope's `id:/event:/:HTTP_STATUS/data:` framing; OpenAI-style
+ *   `data: …` chunks and `data: [DONE]` for compatible mode). Events are passed on byte for byte; the gateway does
+ *   not re-frame them.
  * - Backpressure: the upstream body is piped, so a slow caller slows the upstream read (TCP does the rest).
  * - Caller goes away: Fastify destroys the relay stream, which destroys the upstream body; the route's abort
  *   signal (callContext) also aborts the undici request, so DashScope sees the connection close.
- * - Upstream fails before streaming (non-2xx): its small error body is read and mapped by upstreamFailure, and the
- *   caller gets an ordinary JSON error in its dialect.
+ * - Upstream fails before streaming (non-2xx): the upstream client has already mapped it (src/upstream/client.ts
+ *   stream()), so the caller gets an ordinary JSON error in its dialect.
  * - Upstream breaks off mid-stream: the partial event is dropped and one last error event in the caller's dialect
  *   is sent (`event:error` + `{code,message,request_id}` natively, `data: {"error":…}` for OpenAI clients, which
  *   the openai SDK raises as an APIError), so clients see a failure rather than a silently short answer.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Dialect, GatewayError, renderError } from '../errors.js';
 import type { UpstreamStream } from '../upstream/client.js';
-import { upstreamFailure } from '../upstream/errors.js';
 
 /** The blank line that ends an SSE event (LF or CRLF line endings). */
 const EVENT_END = /\r?\n\r?\n/;
 /** An event without its blank line after this many characters is passed on as it is (no unbounded buffering). */
 const MAX_PENDING_CHARS = 4 * 1024 * 1024;
-/** Enough of an upstream error body to read its code and message. */
-const ERROR_BODY_CAP = 64 * 1024;
 
 /** Splits an SSE byte stream into whole events and passes each on as soon as it is complete. */
 export class SseEventSplitter extends Transform {
@@ -102,18 +100,6 @@ function midStreamFailure(err: unknown): GatewayError {
   );
 }
 
-async function readCapped(body: Readable, cap: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    chunks.push(buf);
-    size += buf.length;
-    if (size >= cap) break; // leaving the loop destroys the body: the rest is not needed
-  }
-  return Buffer.concat(chunks).subarray(0, cap);
-}
-
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -122,29 +108,17 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
 export interface RelayOptions {
   /** The caller's error dialect (native DashScope or OpenAI). */
   dialect: Dialect;
-  /** The upstream key, scrubbed from any upstream text echoed to the caller. */
-  secret: string;
   /** The route's caller signal (callContext): aborted when the caller disconnects. */
   signal: AbortSignal;
 }
 
-/**
- * Answer `reply` with the upstream stream `up`. Throws a GatewayError (rendered by the error handler) when the
- * upstream refused before streaming.
- */
+/** Answer `reply` with the (2xx) upstream stream `up`. */
 export async function relayUpstreamStream(
   request: FastifyRequest,
   reply: FastifyReply,
   up: UpstreamStream,
   opts: RelayOptions,
 ): Promise<FastifyReply> {
-  if (up.status < 200 || up.status >= 300) {
-    const body = await readCapped(up.body, ERROR_BODY_CAP);
-    throw upstreamFailure(
-      { status: up.status, headers: up.headers, body, requestId: up.requestId },
-      opts.secret,
-    );
-  }
   if (up.requestId) reply.header('x-dashscope-request-id', up.requestId);
   const type = header(up.headers, 'content-type') ?? '';
   if (!/^text\/event-stream/i.test(type)) {

@@ -3,10 +3,10 @@
  * either the SSE stream relayed event by event, or the JSON reply passed through after a check that it is JSON.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { callContext } from '../app.js';
-import { type Dialect, GatewayError } from '../errors.js';
+import type { Dialect } from '../errors.js';
+import { callContext } from '../http/call-context.js';
 import type { UpstreamResponse } from '../upstream/client.js';
-import { upstreamFailure } from '../upstream/errors.js';
+import { badUpstreamReply } from '../upstream/errors.js';
 import { relayUpstreamStream } from './sse-relay.js';
 
 export interface ConversationCall {
@@ -27,11 +27,8 @@ export function checkJsonBody(res: UpstreamResponse): string {
   if (/^text\/event-stream/i.test(type)) return type;
   try {
     JSON.parse(res.body.toString('utf8'));
-  } catch {
-    throw new GatewayError(
-      'UPSTREAM_BAD_RESPONSE',
-      `DashScope answered HTTP ${res.status} with a body that is not JSON${res.requestId ? ` (DashScope request_id ${res.requestId})` : ''}`,
-    );
+  } catch (err) {
+    throw badUpstreamReply(`HTTP ${res.status} with a body that is not JSON`, res.requestId, err);
   }
   return 'application/json';
 }
@@ -54,14 +51,9 @@ export async function forwardConversation(
   };
   if (call.stream) {
     const up = await ctx.upstream.stream({ ...base, accept: 'text/event-stream' });
-    return relayUpstreamStream(request, reply, up, {
-      dialect: call.stream,
-      secret: ctx.secret,
-      signal: ctx.signal,
-    });
+    return relayUpstreamStream(request, reply, up, { dialect: call.stream, signal: ctx.signal });
   }
   const res = await ctx.upstream.call(base);
-  if (res.status < 200 || res.status >= 300) throw upstreamFailure(res, ctx.secret);
   if (res.requestId) reply.header('x-dashscope-request-id', res.requestId);
-  return reply.code(res.status).type(checkJsonBody(res)).send(res.body);
+  return reply.code(res.status).type(checkJsonBody(res)).send(ctx.upstream.scrub(res.body));
 }

@@ -11,7 +11,7 @@ import type { FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { GatewayError } from '../errors.js';
-import type { CallerLimit } from '../ratelimit/settings.js';
+import type { CallerLimit } from './settings.js';
 import type { RedisClient as Redis } from '../redis.js';
 
 export interface CallerLimitsOptions {

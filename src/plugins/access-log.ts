@@ -1,0 +1,51 @@
+/**
+ * One access-log line per request, and the per-request context (`request.ctx`) handlers fill for it. Fields are
+ * chosen, never whole headers, so no key can slip in. Registered first: every later hook may use `request.ctx`.
+ * `aborted`: the caller went away before the reply was complete.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { emptyRequestContext, type RequestContext } from '../gateway.js';
+
+async function accessLog(app: FastifyInstance): Promise<void> {
+  app.decorateRequest('ctx', null as unknown as RequestContext);
+  const logged = new WeakSet<FastifyRequest>();
+  // Decided once: FastifyBaseLogger has no isLevelEnabled, and below info nothing is written, so nothing is built.
+  const on = ['info', 'debug', 'trace'].includes(app.log.level);
+  const write = (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void => {
+    if (logged.has(request) || !on) return;
+    logged.add(request);
+    const ctx = request.ctx;
+    const upstreamMs = ctx?.upstream.reduce((s, u) => s + u.ms, 0) ?? 0;
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url.split('?')[0],
+        route: request.routeOptions.url,
+        status: reply.statusCode,
+        caller: ctx?.caller,
+        model: ctx?.model,
+        inputs: ctx?.inputs,
+        upstream_calls: ctx?.upstream.length ?? 0,
+        upstream: ctx?.upstream,
+        upstream_ms: Math.round(upstreamMs * 10) / 10,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        error: ctx?.error,
+        aborted: aborted || undefined,
+      },
+      'request',
+    );
+  };
+
+  app.addHook('onRequest', async (request, reply) => {
+    request.ctx = emptyRequestContext();
+    reply.header('x-request-id', request.id);
+    // A caller that hangs up mid-reply (a stream, typically) gets no onResponse: log it here instead.
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) write(request, reply, true);
+    });
+  });
+  app.addHook('onResponse', async (request, reply) => write(request, reply, false));
+}
+
+export const accessLogPlugin = fp(accessLog, { name: 'access-log', fastify: '5.x' });
