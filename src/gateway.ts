@@ -6,7 +6,7 @@
 
 import type { Config } from './config.js';
 import type { ModelTable } from './models/index.js';
-import type { UpstreamBudget } from './ratelimit/budget.js';
+import type { Governor } from './ratelimit/governor.js';
 import type { RedisClient as Redis } from './redis.js';
 import type { TaskOwnerStore } from './tasks/index.js';
 import type { TokenChecker } from './tokens/index.js';
@@ -32,8 +32,8 @@ export interface Gateway {
   models: ModelTable;
   /** Shared state across replicas; undefined when REDIS_URL is unset (state is then per process). */
   redis: Redis | undefined;
-  /** The budget of calls to DashScope (the upstream gate); its status() feeds /readyz. */
-  budget: UpstreamBudget;
+  /** The governor of calls to DashScope (src/ratelimit/governor.ts); its status() feeds /readyz. */
+  budget: Governor;
   /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
   tasks: TaskOwnerStore;
   /** Token-limit checks; exact counts run in worker threads, started on first need and ended on app close. */

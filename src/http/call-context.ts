@@ -4,6 +4,7 @@
  * Below the routes: routes and domain modules import it; it imports only types and the services on `request.server`.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Governor } from '../ratelimit/governor.js';
 import type { Upstream, UpstreamTrace } from '../upstream/client.js';
 import '../gateway.js';
 
@@ -14,6 +15,12 @@ export interface CallContext {
   trace: UpstreamTrace[];
   /** Upstream calls one split request may have in flight at once. */
   concurrency: number;
+  /** Gateway key name: the unit of fairness when requests wait for the upstream budget. */
+  caller: string;
+  /** The upstream budget (undefined: not limited). Pipelines admit all their calls with it at once. */
+  governor: Governor | undefined;
+  /** Epoch ms by which every upstream call of this request must have started. */
+  deadline: number;
 }
 
 /** The abort reason when the caller leaves; undici and timers rethrow it, and the error handler recognises the name. */
@@ -32,12 +39,16 @@ export function callerSignal(request: FastifyRequest, reply: FastifyReply): Abor
 }
 
 export function callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
-  const { config, upstream } = request.server.gw;
+  const { config, upstream, budget } = request.server.gw;
   return {
     upstream,
     requestId: request.id,
     signal: callerSignal(request, reply),
     trace: request.ctx.upstream,
     concurrency: config.upstream.splitConcurrency,
+    caller: request.caller?.name ?? 'anonymous',
+    governor: budget,
+    // Until REQUEST_TIMEOUT_MS exists: the longest a request may wait for the budget, plus a minute of work.
+    deadline: Date.now() + config.upstreamBudget.maxWaitMs + 60_000,
   };
 }

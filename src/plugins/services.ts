@@ -8,7 +8,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import type { Gateway } from '../gateway.js';
 import { buildModelTable } from '../models/index.js';
-import { UpstreamBudget } from '../ratelimit/budget.js';
+import { createGovernor } from '../ratelimit/governor.js';
 import { createRedis } from '../redis.js';
 import { createTaskOwnerStore } from '../tasks/index.js';
 import { createTokenChecker } from '../tokens/index.js';
@@ -19,7 +19,7 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
   const redis = config.redisUrl ? await createRedis(config.redisUrl) : undefined;
   // A Redis outage must not crash the process: features fall back and log (ioredis emits 'error' on every failed reconnect).
   redis?.on('error', () => {});
-  const budget = new UpstreamBudget(config.upstreamBudget, redis, app.log);
+  const budget = createGovernor({ settings: config.upstreamBudget, redis, log: app.log });
   const upstream = new Upstream(config.upstream, budget);
   const tokens = createTokenChecker(config.tokenizer);
   const gw: Gateway = {

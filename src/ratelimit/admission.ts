@@ -41,11 +41,13 @@ export class OpenAdmission implements Admission {
     this.calls++;
     return OPEN_PERMIT;
   }
+  report(): void {}
   release(): void {}
 }
 
 export class BudgetAdmission implements Admission {
   private readonly state: State[];
+  private readonly reported = new Set<number>();
 
   constructor(
     private readonly host: AdmissionHost,
@@ -102,6 +104,12 @@ export class BudgetAdmission implements Admission {
     this.starts.push(t!);
     this.state.push('reserved');
     return this.slot(this.ids.length - 1, signal);
+  }
+
+  report(i: number, tokens: number): void {
+    const extra = tokens - (this.tokens[i] ?? tokens);
+    if (extra > 0 && !this.reported.has(i)) this.host.note(this.b, extra, 0);
+    this.reported.add(i);
   }
 
   release(): void {

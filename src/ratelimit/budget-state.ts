@@ -28,6 +28,8 @@ export interface Admission {
   readonly calls: number;
   slot(i: number, signal?: AbortSignal): Promise<Permit>;
   retry(signal?: AbortSignal): Promise<Permit>;
+  /** What DashScope billed for call i (usage.total_tokens): corrects its estimate for tokens per minute. */
+  report(i: number, tokens: number): void;
   release(): void;
 }
 

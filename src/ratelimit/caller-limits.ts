@@ -11,8 +11,8 @@ import type { FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { GatewayError } from '../errors.js';
-import type { CallerLimit } from './settings.js';
 import type { RedisClient as Redis } from '../redis.js';
+import type { CallerLimit } from './settings.js';
 
 export interface CallerLimitsOptions {
   /** Key name (or `*` for every key without its own entry) → limit. Empty: the plugin does nothing. */

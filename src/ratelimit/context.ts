@@ -15,8 +15,9 @@ export interface BudgetScope {
 
 export interface BudgetHeaders {
   limit: number;
-  remaining: number;
-  /** Milliseconds until the next unit comes back. */
+  /** Calls left in the window, when the log knows it cheaply (memory and fallback modes). */
+  remaining?: number;
+  /** Milliseconds until this request's last admitted call may start. */
   resetMs: number;
 }
 

@@ -31,6 +31,7 @@ import {
   type GovernorOptions,
   type Job,
 } from './budget-state.js';
+import { budgetScope } from './context.js';
 import { decide } from './decide.js';
 import { Outage } from './outage.js';
 import { budgetNumbers, crowded, fitsEmpty, largestRequest, neverFits, shuttingDown } from './plan.js';
@@ -151,6 +152,11 @@ class GovernorImpl implements Governor {
     }
     const items = tokens.map((x) => ({ id: this.nextId(), tokens: x }));
     const starts = await this.reserve(b, items, r.deadline, r.caller, r.signal);
+    const scope = budgetScope.getStore();
+    if (scope) {
+      const limit = this.link.mode === 'fallback' ? b.share.calls : b.numbers.limit;
+      scope.headers = { limit, resetMs: Math.max(0, (starts.at(-1) ?? 0) - Date.now()) };
+    }
     this.emit({
       type: 'admit',
       budget: b.numbers.name,

@@ -13,7 +13,17 @@
  *     corrections add to the total "at the tail" (never earlier than they happened): the sums only over-count.
  * Both hold for the minute window and for the short (per-second) window.
  */
-import type { Limits } from './plan.js';
+/** The limits (plan.ts derives them from the settings) of one budget as the log applies them (0: that limit is off). */
+export interface Limits {
+  /** Calls per span (the window plus the margin). */
+  calls: number;
+  spanMs: number;
+  /** Calls per pace span (the short window, DashScope's per second, plus the margin). */
+  perPace: number;
+  paceSpanMs: number;
+  tokens: number;
+  tokensPerPace: number;
+}
 
 export interface Entry {
   id: string;

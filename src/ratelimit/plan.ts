@@ -3,20 +3,10 @@
  * calls and tokens), the largest request that can ever be admitted, and the words of a refusal.
  */
 import { GatewayError } from '../errors.js';
-import { LocalLog } from './local-log.js';
+import { type Limits, LocalLog } from './local-log.js';
 import type { BudgetRule, UpstreamBudgetSettings } from './settings.js';
 
-/** The limits of one budget as the log applies them (0: that limit is off). */
-export interface Limits {
-  /** Calls per span (the window plus the margin). */
-  calls: number;
-  spanMs: number;
-  /** Calls per pace span (the short window, DashScope's per second, plus the margin). */
-  perPace: number;
-  paceSpanMs: number;
-  tokens: number;
-  tokensPerPace: number;
-}
+export type { Limits } from './local-log.js';
 
 /** The nominal numbers, for messages and status: per window and per pace window. */
 export interface BudgetNumbers {

@@ -13,11 +13,18 @@ import { type Dispatcher, Pool } from 'undici';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
 import type { GatewayError } from '../errors.js';
+import { OPEN_PERMIT } from '../ratelimit/admission.js';
+import { budgetScope } from '../ratelimit/context.js';
+import type { Admission, Governor, Permit } from '../ratelimit/governor.js';
 import { badUpstreamReply, type UpstreamResponse, upstreamFailure } from './errors.js';
 import { ERROR_BODY_CAP, readCapped, readReply } from './reply-body.js';
 import { classify, errorCode } from './transport-errors.js';
 
 export type { UpstreamResponse } from './errors.js';
+
+/** A call admitted by the client itself may wait for the budget (RATE_LIMIT_MAX_WAIT_MS caps that) and then work. */
+const SELF_ADMITTED_DEADLINE_MS = 10 * 60_000;
+
 export { MAX_REPLY_BYTES } from './reply-body.js';
 
 /** One upstream attempt, as the access log reports it. */
@@ -50,20 +57,17 @@ export interface UpstreamRequest {
    * status is turned into the mapped GatewayError before call() returns.
    */
   expect?: number;
+  /**
+   * The request's admission by the upstream budget (src/ratelimit/), when its pipeline admitted all its calls at
+   * once: the first attempt takes its call `slot`, a retry one more unit. Without one, the client admits the call
+   * by itself (task polls, uploads, conversation: one call each).
+   */
+  admission?: Admission;
+  slot?: number;
+  /** For a call admitted here: its token estimate and its deadline (epoch ms). */
+  tokens?: number;
+  deadline?: number;
 }
-
-/**
- * Admission control for upstream calls (the shared upstream budget plugs in here). `acquire` runs before
- * every attempt, so each chunk of a split batch, each retry and each task poll takes a unit; it resolves
- * when the call may go, or throws a GatewayError (429) when it cannot go in time. `observe` sees every
- * upstream status, so a DashScope 429 can make every replica back off.
- */
-export interface UpstreamGate {
-  acquire(req: UpstreamRequest): Promise<void>;
-  observe(req: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void;
-}
-
-const OPEN_GATE: UpstreamGate = { acquire: async () => {}, observe: () => {} };
 
 export interface UpstreamStream {
   status: number;
@@ -85,7 +89,7 @@ export class Upstream {
 
   constructor(
     private readonly cfg: Config['upstream'],
-    readonly gate: UpstreamGate = OPEN_GATE,
+    readonly governor?: Governor,
   ) {
     const url = new URL(cfg.baseUrl);
     this.prefix = url.pathname.replace(/\/+$/, '');
@@ -141,17 +145,50 @@ export class Upstream {
     return Buffer.from(body.toString('utf8').split(key).join('[redacted]'));
   }
 
+  /**
+   * The budget's permit for one attempt: the first attempt waits for its slot (paced), a retry takes one more unit
+   * within the request's deadline. A call without an admission is admitted here, as a request of one call.
+   */
+  private async permit(req: UpstreamRequest, attempt: number, own: { adm?: Admission }): Promise<Permit> {
+    if (!this.governor) return OPEN_PERMIT;
+    let adm = req.admission ?? own.adm;
+    if (!adm) {
+      own.adm = adm = await this.governor.admit({
+        model: req.model,
+        calls: 1,
+        tokens: [req.tokens ?? 0],
+        caller: budgetScope.getStore()?.caller ?? 'anonymous',
+        deadline: req.deadline ?? Date.now() + SELF_ADMITTED_DEADLINE_MS,
+        ...(req.signal ? { signal: req.signal } : {}),
+      });
+    }
+    if (attempt > 1) return adm.retry(req.signal);
+    return adm.slot(req.admission ? (req.slot ?? 0) : 0, req.signal);
+  }
+
   /** One call with retries for idempotent requests. Resolves with any HTTP status; rejects with a GatewayError. */
   private async send(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const own: { adm?: Admission } = {};
+    try {
+      return await this.attempts(req, own);
+    } finally {
+      own.adm?.release();
+    }
+  }
+
+  private async attempts(req: UpstreamRequest, own: { adm?: Admission }): Promise<UpstreamResponse> {
     const attempts = req.idempotent ? this.cfg.retries + 1 : 1;
     for (let attempt = 1; ; attempt++) {
       let res: UpstreamResponse | undefined;
       let failure: { error: GatewayError; retry: boolean } | undefined;
+      const permit = await this.permit(req, attempt, own);
       try {
         res = await this.once(req);
       } catch (err) {
         if (req.signal?.aborted) throw err;
         failure = classify(err);
+      } finally {
+        permit.done({ status: res?.status ?? 0, headers: res?.headers ?? {} });
       }
       const retry = failure ? failure.retry : RETRYABLE_STATUS.has(res!.status);
       if (attempt >= attempts || !retry) {
@@ -166,7 +203,6 @@ export class Upstream {
 
   /** Sends one attempt and returns as soon as the status and headers are in (body not read). */
   private async dispatch(req: UpstreamRequest, entry: UpstreamTrace): Promise<Dispatcher.ResponseData> {
-    await this.gate.acquire(req);
     const headers: Record<string, string> = {
       ...req.headers,
       ...this.authHeaders,
@@ -187,7 +223,6 @@ export class Upstream {
       const rid = res.headers['x-request-id'];
       entry.status = res.statusCode;
       entry.requestId = typeof rid === 'string' ? rid : undefined;
-      this.gate.observe(req, res.statusCode, res.headers);
       return res;
     } catch (err) {
       entry.status = errorCode(err) ?? 'error';
@@ -229,12 +264,17 @@ export class Upstream {
       requestId: undefined,
       ms: 0,
     };
-    let res: Dispatcher.ResponseData;
+    let res: Dispatcher.ResponseData | undefined;
+    const own: { adm?: Admission } = {};
+    const permit = await this.permit(req, 1, own);
     try {
       res = await this.dispatch(req, entry);
     } catch (err) {
       if (req.signal?.aborted) throw err;
       throw classify(err).error;
+    } finally {
+      permit.done({ status: res?.statusCode ?? 0, headers: res?.headers ?? {} });
+      own.adm?.release();
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
       const body = await readCapped(res.body, ERROR_BODY_CAP);
