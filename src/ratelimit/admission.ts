@@ -107,6 +107,8 @@ export class BudgetAdmission implements Admission {
   }
 
   report(i: number, tokens: number): void {
+    // Without a token limit there is nothing to correct (and no round trip to spend on it).
+    if (this.b.limits.tokens === 0 && this.b.limits.tokensPerPace === 0) return;
     const extra = tokens - (this.tokens[i] ?? tokens);
     if (extra > 0 && !this.reported.has(i)) this.host.note(this.b, extra, 0);
     this.reported.add(i);

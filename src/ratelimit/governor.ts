@@ -71,7 +71,9 @@ class GovernorImpl implements Governor {
     this.log = opts.log ?? SILENT;
     this.lateMs = Math.max(10, this.cfg.marginMs);
     const redis = opts.redis;
-    this.shared = redis ? new SharedLog(redis, this.cfg.keyPrefix) : undefined;
+    this.shared = redis
+      ? new SharedLog(redis, this.cfg.keyPrefix, this.cfg.replicas, this.replicaId)
+      : undefined;
     const anyLimit = this.cfg.defaultLimit > 0 || this.cfg.rules.some((r) => r.limit > 0);
     this.link = new Outage(
       !anyLimit ? 'off' : redis ? 'shared' : 'memory',

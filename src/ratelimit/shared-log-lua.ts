@@ -27,7 +27,8 @@ local function prune(keep)
 end
 `;
 
-// ARGV: knownGen, candidateGen, graceMs, latest (offset), L, span, P, paceSpan, T, Tp, keep, k, then k × (id, tokens)
+// ARGV: knownGen, candidateGen, graceMs, latest (offset), L, span, P, paceSpan, T, Tp, keep, k, replicas,
+// then k × (id, tokens)
 // Returns {1, gen, now, tailOffset, start offsets…} | {0, gen, now, lastOffset or -1} | {2, gen} restore first | {3, gen, waitMs}
 export const RESERVE = `${COMMON}
 local gen = redis.call('HGET', KEYS[3], 'gen')
@@ -37,7 +38,11 @@ if not gen then
 end
 if gen ~= ARGV[1] then return {2, gen} end
 local graceEnd = tonumber(redis.call('HGET', KEYS[3], 'since')) + tonumber(ARGV[3])
-if now < graceEnd then return {3, gen, graceEnd - now} end
+-- The grace ends early once as many replicas as RATE_LIMIT_REPLICAS have written back (a fresh budget, a quick
+-- restart): then every replica's calls are in the log.
+if now < graceEnd and (tonumber(redis.call('HGET', KEYS[3], 'restored')) or 0) < tonumber(ARGV[13]) then
+  return {3, gen, graceEnd - now}
+end
 local L, span, P, pspan = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local T, Tp, k = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[12])
 prune(tonumber(ARGV[11]))
@@ -78,7 +83,7 @@ local added = {}
 local fail = false
 local last = 0
 for i = 1, k do
-  local id, x = ARGV[11 + 2 * i], tonumber(ARGV[12 + 2 * i])
+  local id, x = ARGV[12 + 2 * i], tonumber(ARGV[13 + 2 * i])
   local t = earliest(x)
   if t == 1 / 0 then fail = true; last = t; break end
   if t > latest then fail = true end
@@ -106,7 +111,7 @@ for i = 1, #starts do out[#out + 1] = starts[i] end
 return out
 `;
 
-// ARGV: knownGen, candidateGen, keep, n, then n × (id, offset, tokens): calls this replica made, written back.
+// ARGV: knownGen, candidateGen, keep, replicaId, n, then n × (id, offset, tokens): this replica's calls, written back.
 // Returns {gen, graceLeftMs}.
 export const RESTORE = `${COMMON}
 local gen = redis.call('HGET', KEYS[3], 'gen')
@@ -117,8 +122,9 @@ end
 prune(tonumber(ARGV[3]))
 local total = tonumber(redis.call('HGET', KEYS[3], 'total')) or 0
 local base = tonumber(redis.call('HGET', KEYS[3], 'base')) or 0
-for i = 0, tonumber(ARGV[4]) - 1 do
-  local id, t, x = ARGV[5 + 3 * i], now + tonumber(ARGV[6 + 3 * i]), tonumber(ARGV[7 + 3 * i])
+if redis.call('HSETNX', KEYS[3], 'r:' .. ARGV[4], 1) == 1 then redis.call('HINCRBY', KEYS[3], 'restored', 1) end
+for i = 0, tonumber(ARGV[5]) - 1 do
+  local id, t, x = ARGV[6 + 3 * i], now + tonumber(ARGV[7 + 3 * i]), tonumber(ARGV[8 + 3 * i])
   if not redis.call('ZSCORE', KEYS[1], id) and t > now - tonumber(ARGV[3]) then
     -- At its own time for the call count; its tokens at the tail (cum of its predecessor), never under-counted.
     redis.call('ZADD', KEYS[2], cumAt(t, base), id)

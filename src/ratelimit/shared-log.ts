@@ -59,6 +59,9 @@ export class SharedLog {
   constructor(
     redis: RedisClient,
     private readonly prefix: string,
+    /** RATE_LIMIT_REPLICAS: how many write-backs end a restore grace early. */
+    private readonly replicas: number,
+    private readonly replicaId: string,
   ) {
     // defineCommand sends EVALSHA and falls back to EVAL when Redis lost its script cache (restart, failover).
     if (!('dsgwGovReserve' in redis)) {
@@ -124,6 +127,7 @@ export class SharedLog {
       lim.tokensPerPace,
       keepMs,
       calls.length,
+      this.replicas,
     );
     for (const c of calls) args.push(c.id, c.tokens);
     const sent = Date.now();
@@ -156,7 +160,17 @@ export class SharedLog {
   ): Promise<string> {
     const k = this.keys(budget);
     const now = Date.now();
-    const args: (string | number)[] = [k.t, k.c, k.m, k.h, gen, candidate, keepMs, own.length];
+    const args: (string | number)[] = [
+      k.t,
+      k.c,
+      k.m,
+      k.h,
+      gen,
+      candidate,
+      keepMs,
+      this.replicaId,
+      own.length,
+    ];
     for (const c of own) args.push(c.id, Math.round(c.t - now), c.tokens);
     const r = await this.cmd.dsgwGovRestore(...args);
     return String(r[0]);
