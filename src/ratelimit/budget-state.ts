@@ -96,6 +96,8 @@ export class Budget {
   /** The shared log's last start time as last seen (fallback starts only once it has left the window). */
   sharedTail = Number.NEGATIVE_INFINITY;
   fallbackFloor = 0;
+  /** Calls in the log (recent and reserved) after this replica's latest admission: x-ratelimit-remaining-requests. */
+  logged = 0;
   holdUntil = 0;
   readonly room: WaitingRoom<Job>;
   pumping = false;

@@ -15,7 +15,7 @@ export interface BudgetScope {
 
 export interface BudgetHeaders {
   limit: number;
-  /** Calls left in the window, when the log knows it cheaply (memory and fallback modes). */
+  /** Calls left: the limit less the calls in the log (the last window's and those reserved ahead). */
   remaining?: number;
   /** Milliseconds until this request's last admitted call may start. */
   resetMs: number;

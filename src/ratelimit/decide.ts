@@ -52,6 +52,7 @@ export async function decide(h: DecisionHost, b: Budget, job: Job): Promise<numb
       if (r.kind === 'admitted') {
         b.sharedTail = r.tail;
         b.remember(job.calls, r.starts);
+        b.logged = r.logged;
         return r.starts;
       }
       if (r.kind === 'refused') refuse(h, b, job, r.lastStart);
@@ -85,5 +86,6 @@ function decideLocally(h: DecisionHost, b: Budget, job: Job): number[] {
   );
   if (!r.ok) refuse(h, b, job, r.lastStart);
   if (h.shared) b.remember(job.calls, r.starts);
+  b.logged = b.local.size;
   return r.starts;
 }

@@ -157,7 +157,11 @@ class GovernorImpl implements Governor {
     const scope = budgetScope.getStore();
     if (scope) {
       const limit = this.link.mode === 'fallback' ? b.share.calls : b.numbers.limit;
-      scope.headers = { limit, resetMs: Math.max(0, (starts.at(-1) ?? 0) - Date.now()) };
+      scope.headers = {
+        limit,
+        remaining: Math.max(0, limit - b.logged),
+        resetMs: Math.max(0, (starts.at(-1) ?? 0) - Date.now()),
+      };
     }
     this.emit({
       type: 'admit',

@@ -29,7 +29,7 @@ end
 
 // ARGV: knownGen, candidateGen, graceMs, latest (offset), L, span, P, paceSpan, T, Tp, keep, k, replicas,
 // then k × (id, tokens)
-// Returns {1, gen, now, tailOffset, start offsets…} | {0, gen, now, lastOffset or -1} | {2, gen} restore first | {3, gen, waitMs}
+// Returns {1, gen, now, tailOffset, calls in the log, start offsets…} | {0, gen, now, lastOffset or -1} | {2, gen} restore first | {3, gen, waitMs}
 export const RESERVE = `${COMMON}
 local gen = redis.call('HGET', KEYS[3], 'gen')
 if not gen then
@@ -106,7 +106,7 @@ if fail then
   return {0, gen, now, last - now}
 end
 redis.call('HSET', KEYS[3], 'total', total)
-local out = {1, gen, now, last - now}
+local out = {1, gen, now, last - now, n}
 for i = 1, #starts do out[#out + 1] = starts[i] end
 return out
 `;

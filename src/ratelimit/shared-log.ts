@@ -28,7 +28,7 @@ interface GovernorCommands {
 }
 
 export type ReserveReply =
-  | { kind: 'admitted'; gen: string; starts: number[]; tail: number }
+  | { kind: 'admitted'; gen: string; starts: number[]; tail: number; logged: number }
   | { kind: 'refused'; gen: string; lastStart: number }
   | { kind: 'restore'; gen: string }
   | { kind: 'grace'; gen: string; waitMs: number };
@@ -146,7 +146,8 @@ export class SharedLog {
       kind: 'admitted',
       gen: g,
       tail: local + Number(r[3]),
-      starts: r.slice(4).map((v) => local + Number(v)),
+      logged: Number(r[4]),
+      starts: r.slice(5).map((v) => local + Number(v)),
     };
   }
 

@@ -71,6 +71,7 @@ describe('upstream governor, one replica in memory', () => {
     expect(maxInWindow(calls, 300)).toBeLessThanOrEqual(2);
     expect(Math.max(...calls) - Math.min(...calls)).toBeGreaterThanOrEqual(600);
     expect(r.headers['x-ratelimit-limit-requests']).toBe('20');
+    expect(r.headers['x-ratelimit-remaining-requests']).toBe('15');
   });
 
   it('a request that fits only later gets 429 at once, in the caller’s dialect, with a true Retry-After', async () => {
