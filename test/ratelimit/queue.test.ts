@@ -120,6 +120,26 @@ describe('upstream governor, one replica in memory', () => {
     expect((await embed(s, 'x', 'text-embedding-v3')).statusCode).toBe(200);
   });
 
+  it('tokens per minute: admitted from the token counts, refused 400 when one call can never fit, 429 when later', async () => {
+    s = await startStack({
+      env: budgetEnv(100, 3000, {
+        RATE_LIMIT_MODELS: 'text-embedding-v4=100/200',
+        RATE_LIMIT_MAX_WAIT_MS: '1000',
+      }),
+    });
+    const words = (n: number) => Array.from({ length: n }, (_, i) => `word${i}`).join(' ');
+    expect((await embed(s, words(40))).statusCode).toBe(200);
+    const huge = await embed(s, words(400));
+    expect(huge.statusCode).toBe(400);
+    expect(huge.json().error.message).toContain('200 tokens per 3 s');
+    // The gateway's estimate for 40 such words is about 70 tokens, the emulator bills about 150: corrected from the
+    // billed usage, a second such text no longer fits the 200 tokens while the first is in the window.
+    const later = await embed(s, words(40));
+    expect(later.statusCode).toBe(429);
+    expect(later.json().error.message).toMatch(/pacing/);
+    expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(1);
+  });
+
   it('models grouped in RATE_LIMIT_MODELS share one budget', async () => {
     s = await startStack({
       env: budgetEnv(100, 10_000, {
