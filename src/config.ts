@@ -13,6 +13,7 @@ import {
   callerLimits,
   type UpstreamBudgetSettings,
 } from './ratelimit/settings.js';
+import { redisUrlProblem } from './redis.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
@@ -88,6 +89,15 @@ const rowLimits = z.string().transform((raw, ctx) => {
   return out;
 });
 
+/**
+ * REDIS_URL: one server (redis://, rediss://), a Cluster (redis+cluster://h1:p1,h2:p2, seed nodes) or a Sentinel
+ * group (redis+sentinel://h1:p1,h2:p2/mastername). src/redis.ts parses it again with the same rules.
+ */
+const redisUrl = z.string().superRefine((raw, ctx) => {
+  const problem = redisUrlProblem(raw);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const EnvSchema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -123,9 +133,13 @@ const EnvSchema = z.object({
   STREAM_IDLE_TIMEOUT_MS: int(1000, 600_000).default(60_000),
   MODEL_ROW_LIMITS: rowLimits.default(new Map()),
   MAX_INPUTS_PER_REQUEST: int(1, 100_000).default(2048),
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_URL: redisUrl.optional(),
   // Upstream budget (src/ratelimit/): calls to DashScope per window, per model or group of models.
   RATE_LIMIT_RPM: int(0, 1_000_000).default(120),
+  RATE_LIMIT_TPM: int(0, 1_000_000_000_000).default(0),
+  RATE_LIMIT_PACE_MS: int(10, 60_000).default(1000),
+  RATE_LIMIT_BURST: int(0, 1_000_000).default(0),
+  RATE_LIMIT_RESTORE_GRACE_MS: int(0, 60_000).default(2500),
   RATE_LIMIT_WINDOW_MS: int(100, 3_600_000).default(60_000),
   RATE_LIMIT_MARGIN_MS: int(0, 60_000).default(100),
   RATE_LIMIT_MODELS: budgetRules.default([]),
@@ -317,6 +331,9 @@ export function loadConfig(
     if (e.METRICS_PORT !== undefined && e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
       problems.push(`METRICS_PORT must differ from PORT (${e.PORT}): /metrics has a listener of its own`);
     }
+    if (e.RATE_LIMIT_PACE_MS > e.RATE_LIMIT_WINDOW_MS) {
+      problems.push('RATE_LIMIT_PACE_MS must not be larger than RATE_LIMIT_WINDOW_MS');
+    }
     if (e.RATE_LIMIT_MARGIN_MS >= e.RATE_LIMIT_WINDOW_MS) {
       problems.push('RATE_LIMIT_MARGIN_MS must be smaller than RATE_LIMIT_WINDOW_MS');
     }
@@ -375,6 +392,10 @@ export function loadConfig(
       queueSize: e.RATE_LIMIT_QUEUE_SIZE,
       replicas: e.RATE_LIMIT_REPLICAS,
       keyPrefix: e.RATE_LIMIT_KEY_PREFIX,
+      defaultTokens: e.RATE_LIMIT_TPM,
+      paceMs: e.RATE_LIMIT_PACE_MS,
+      burst: e.RATE_LIMIT_BURST,
+      restoreGraceMs: e.RATE_LIMIT_RESTORE_GRACE_MS,
     },
     callerLimits: e.CALLER_RATE_LIMITS,
     embeddingCache: {

@@ -3,12 +3,12 @@
  * instance with (`app.gw`) and what every request carries (`request.ctx`, `request.caller`). Types only, so any
  * layer may import it without importing the wiring.
  */
-import type { Redis } from 'ioredis';
 import type { EmbeddingCache } from './cache/cache.js';
 import type { Config } from './config.js';
 import type { GatewayMetrics } from './metrics/index.js';
 import type { ModelTable } from './models/index.js';
-import type { UpstreamBudget } from './ratelimit/budget.js';
+import type { Governor } from './ratelimit/governor.js';
+import type { RedisClient as Redis } from './redis.js';
 import type { TaskHandles, TaskOwnerStore } from './tasks/index.js';
 import type { TokenChecker } from './tokens/index.js';
 import type { Upstream, UpstreamTrace } from './upstream/client.js';
@@ -37,8 +37,8 @@ export interface Gateway {
   models: ModelTable;
   /** Shared state across replicas; undefined when REDIS_URL is unset (state is then per process). */
   redis: Redis | undefined;
-  /** The budget of calls to DashScope (the upstream gate); its status() feeds /readyz. */
-  budget: UpstreamBudget;
+  /** The governor of calls to DashScope (src/ratelimit/governor.ts); its status() feeds /readyz. */
+  budget: Governor;
   /** Which gateway key submitted each async task (Redis when configured, else this process's memory). */
   tasks: TaskOwnerStore;
   /** Embeddings already paid for (memory, plus Redis when configured); undefined when EMBEDDING_CACHE=off. */

@@ -6,8 +6,10 @@
  */
 import { type CacheCounts, finishContents, lookupContents } from '../cache/lookup.js';
 import type { CallContext } from '../http/call-context.js';
+import type { Admission } from '../ratelimit/governor.js';
 import type { VectorRef } from '../translate/openai-render.js';
 import { MULTIMODAL_EMBEDDING_PATH } from '../upstream/paths.js';
+import { admitChunks } from './admit.js';
 import { unusableReply as badReply, mapLimit } from './fan-out.js';
 import type { MultimodalEmbeddingJob } from './multimodal-input.js';
 import { type ChunkReply, checkReply } from './multimodal-reply.js';
@@ -63,11 +65,32 @@ async function callMultimodalEmbedding(
   for (let i = 0; i < job.contents.length; i += size) chunks.push(job.contents.slice(i, i + size));
   const headers = job.ossResolve ? { 'X-DashScope-OssResourceResolve': 'enable' } : undefined;
 
+  // One admission for every call of the request, before any of them. No token estimate for images and video
+  // (DashScope's multimodal budgets are per call); the billed usage still corrects a token budget if one is set.
+  const admission = await admitChunks(
+    ctx,
+    job.model,
+    chunks.map(() => 0),
+  );
+  try {
+    return await callChunks(ctx, job, chunks, headers, admission);
+  } finally {
+    admission?.release();
+  }
+}
+
+async function callChunks(
+  ctx: CallContext,
+  job: MultimodalEmbeddingJob,
+  chunks: Record<string, unknown>[][],
+  headers: Record<string, string> | undefined,
+  admission: Admission | undefined,
+): Promise<MultimodalEmbeddingResult> {
   const replies: ChunkReply[] = await mapLimit(
     chunks,
     ctx.concurrency,
     ctx.signal,
-    async (contents, _i, signal) => {
+    async (contents, i, signal) => {
       const body = JSON.stringify({
         model: job.model.name,
         input: { contents },
@@ -84,8 +107,11 @@ async function callMultimodalEmbedding(
         idempotent: true,
         model: job.model.name,
         expect: 200,
+        ...(admission ? { admission, slot: i } : {}),
       });
-      return checkReply(res.body, contents.length, job, res.requestId ?? '');
+      const reply = checkReply(res.body, contents.length, job, res.requestId ?? '');
+      admission?.report(i, reply.tokens);
+      return reply;
     },
   );
 

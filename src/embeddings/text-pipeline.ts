@@ -8,9 +8,11 @@ import { type CacheCounts, finishTexts, lookupTexts } from '../cache/lookup.js';
 import { invalidInput } from '../errors.js';
 import type { CallContext } from '../http/call-context.js';
 import type { TextEmbeddingModel } from '../models/index.js';
+import type { Admission } from '../ratelimit/governor.js';
 import type { TokenChecker, TokenCounts } from '../tokens/index.js';
 import { ScanError, type ScannedItem, scanEmbeddingReply } from '../upstream/embedding-scan.js';
 import { TEXT_EMBEDDING_PATH } from '../upstream/paths.js';
+import { admitChunks } from './admit.js';
 import { unusableReply as badReply, mapLimit } from './fan-out.js';
 
 export type OutputType = 'dense' | 'sparse' | 'dense&sparse';
@@ -19,6 +21,8 @@ export type OutputType = 'dense' | 'sparse' | 'dense&sparse';
 export interface TextEmbeddingJob {
   model: TextEmbeddingModel;
   texts: string[];
+  /** Token count (or estimate) per text, from the checks: the governor's per-call token estimates. */
+  tokens?: number[];
   /** Upstream `parameters`, already validated (dimension, text_type, output_type) plus any passed-on keys. */
   parameters: Record<string, unknown>;
   /** Dimension the reply must have when dense vectors are asked for. */
@@ -96,8 +100,30 @@ async function callTextEmbedding(ctx: CallContext, job: TextEmbeddingJob): Promi
   const chunks: string[][] = [];
   for (let i = 0; i < job.texts.length; i += rows) chunks.push(job.texts.slice(i, i + rows));
   const wantDense = job.outputType !== 'sparse';
+  const estimates = chunks.map((_, c) => sumTokens(job.tokens, c * rows, rows));
+  // One admission for every call of the request, before any of them: all of it fits the budget or none goes.
+  const admission = await admitChunks(ctx, job.model, estimates);
+  try {
+    return await callChunks(ctx, job, chunks, wantDense, admission);
+  } finally {
+    admission?.release();
+  }
+}
 
-  const replies = await mapLimit(chunks, ctx.concurrency, ctx.signal, async (texts, _i, signal) => {
+function sumTokens(tokens: number[] | undefined, from: number, n: number): number {
+  let s = 0;
+  for (let i = from; i < from + n && tokens && i < tokens.length; i++) s += tokens[i]!;
+  return s;
+}
+
+async function callChunks(
+  ctx: CallContext,
+  job: TextEmbeddingJob,
+  chunks: string[][],
+  wantDense: boolean,
+  admission: Admission | undefined,
+): Promise<TextEmbeddingResult> {
+  const replies = await mapLimit(chunks, ctx.concurrency, ctx.signal, async (texts, i, signal) => {
     const body = JSON.stringify({ model: job.model.name, input: { texts }, parameters: job.parameters });
     const res = await ctx.upstream.call({
       path: TEXT_EMBEDDING_PATH,
@@ -109,6 +135,7 @@ async function callTextEmbedding(ctx: CallContext, job: TextEmbeddingJob): Promi
       trace: ctx.trace,
       idempotent: true,
       expect: 200,
+      ...(admission ? { admission, slot: i } : {}),
     });
     let scanned: ReturnType<typeof scanEmbeddingReply>;
     try {
@@ -134,6 +161,8 @@ async function callTextEmbedding(ctx: CallContext, job: TextEmbeddingJob): Promi
       throw badReply(`${scanned.items.length} embeddings for ${texts.length} texts`);
     }
     const tokens = scanned.usage?.total_tokens;
+    // What DashScope billed corrects the estimate this call was admitted with (tokens per minute).
+    if (typeof tokens === 'number' && Number.isFinite(tokens)) admission?.report(i, tokens);
     return {
       buf: res.body,
       ordered,

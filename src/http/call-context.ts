@@ -6,6 +6,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EmbeddingCache } from '../cache/cache.js';
+import type { Governor } from '../ratelimit/governor.js';
 import type { UpstreamCalls, UpstreamTrace } from '../upstream/client.js';
 import '../gateway.js';
 
@@ -28,6 +29,8 @@ export interface CallContext {
   deadline: number;
   /** Embeddings already paid for; undefined when EMBEDDING_CACHE=off (src/cache/lookup.ts). */
   cache?: EmbeddingCache | undefined;
+  /** The upstream budget (undefined: not limited). Pipelines admit all their calls with it at once. */
+  governor: Governor | undefined;
 }
 
 /** The abort reason when the caller leaves; undici and timers rethrow it, and the error handler recognises the name. */
@@ -46,7 +49,7 @@ export function callerSignal(request: FastifyRequest, reply: FastifyReply): Abor
 }
 
 export function callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
-  const { config, upstream, cache } = request.server.gw;
+  const { config, upstream, cache, budget } = request.server.gw;
   const workspace = request.caller?.workspace;
   return {
     upstream: upstream.forCaller(workspace),
@@ -59,5 +62,6 @@ export function callContext(request: FastifyRequest, reply: FastifyReply): CallC
     // elapsedTime counts from the request's arrival, so the time its body took is part of the budget.
     deadline: Date.now() - reply.elapsedTime + config.upstream.requestTimeoutMs,
     cache,
+    governor: budget,
   };
 }

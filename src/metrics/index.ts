@@ -126,7 +126,10 @@ export class GatewayMetrics {
 
   /** The upstream client's observer: one attempt, as its trace entry ends up. */
   readonly upstreamObserver: UpstreamObserver = {
-    attempt: (model: string | undefined, entry: Readonly<UpstreamTrace>) =>
-      this.recordUpstream(model, entry.status, entry.ms / 1000),
+    attempt: (model: string | undefined, entry: Readonly<UpstreamTrace>) => {
+      this.recordUpstream(model, entry.status, entry.ms / 1000);
+      // DashScope's own 429: every replica holds off the budget (src/ratelimit/), which counts as a refusal.
+      if (entry.status === 429) this.budgetRefusals.inc({ reason: 'upstream_429' });
+    },
   };
 }

@@ -8,13 +8,21 @@ import fp from 'fastify-plugin';
 import { createEmbeddingCache } from '../cache/cache.js';
 import type { Config } from '../config.js';
 import type { Gateway } from '../gateway.js';
+import type { RefusalReason } from '../metrics/index.js';
 import { GatewayMetrics } from '../metrics/index.js';
 import { buildModelTable } from '../models/index.js';
-import { UpstreamBudget } from '../ratelimit/budget.js';
+import { createGovernor, type Governor } from '../ratelimit/governor.js';
 import { createRedis } from '../redis.js';
 import { createTaskOwnerStore, TaskHandles } from '../tasks/index.js';
 import { createTokenChecker } from '../tokens/index.js';
 import { Upstream } from '../upstream/client.js';
+
+/** The metrics' name for a governor refusal: 400 never fits, 503 closing, a full waiting room, else too late. */
+function refusalReason(status: number, reason: string): RefusalReason {
+  if (status === 400) return 'never_fits';
+  if (status === 503) return 'shutdown';
+  return reason === 'full' ? 'full' : 'late';
+}
 
 async function services(app: FastifyInstance, opts: { config: Config }): Promise<void> {
   const { config } = opts;
@@ -22,9 +30,18 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
   // A Redis outage must not crash the process: features fall back and log (ioredis emits 'error' on every failed reconnect).
   redis?.on('error', () => {});
   // Built first so the budget and the client can report to it; the queue gauge reads the budget at scrape time.
-  let budget: UpstreamBudget | undefined;
+  let budget: Governor | undefined;
   const metrics = new GatewayMetrics(() => budget?.status().queued ?? 0, config.metrics.port !== undefined);
-  budget = new UpstreamBudget(config.upstreamBudget, redis, app.log, (e) => metrics.recordBudget(e));
+  budget = createGovernor({
+    settings: config.upstreamBudget,
+    redis,
+    log: app.log,
+    onEvent: (e) => {
+      if (e.type === 'admit') metrics.recordBudget({ kind: 'admitted', waitMs: e.waitMs });
+      else if (e.type === 'refuse')
+        metrics.recordBudget({ kind: 'refused', reason: refusalReason(e.status, e.reason) });
+    },
+  });
   const upstream = new Upstream(config.upstream, budget, metrics.upstreamObserver);
   const tokens = createTokenChecker(config.tokenizer);
   const gw: Gateway = {

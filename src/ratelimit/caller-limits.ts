@@ -10,8 +10,8 @@
 import type { FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors.js';
+import type { RedisClient as Redis } from '../redis.js';
 import type { CallerLimit } from './settings.js';
 
 export interface CallerLimitsOptions {

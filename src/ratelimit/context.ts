@@ -15,8 +15,9 @@ export interface BudgetScope {
 
 export interface BudgetHeaders {
   limit: number;
-  remaining: number;
-  /** Milliseconds until the next unit comes back. */
+  /** Calls left: the limit less the calls in the log (the last window's and those reserved ahead). */
+  remaining?: number;
+  /** Milliseconds until this request's last admitted call may start. */
   resetMs: number;
 }
 

@@ -6,8 +6,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { UpstreamBudget } from './budget.js';
 import { type BudgetScope, budgetScope, durationText } from './context.js';
+import type { Governor } from './governor.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -17,7 +17,7 @@ declare module 'fastify' {
 }
 
 export interface BudgetPluginOptions {
-  budget: UpstreamBudget;
+  budget: Governor;
   /** The model table's names: a RATE_LIMIT_MODELS entry naming none of them is most likely a typo. */
   knownModels: string[];
 }
@@ -42,7 +42,7 @@ async function budgetPlugin(app: FastifyInstance, opts: BudgetPluginOptions): Pr
     const h = request.budgetScope?.headers;
     if (h) {
       reply.header('x-ratelimit-limit-requests', String(h.limit));
-      reply.header('x-ratelimit-remaining-requests', String(h.remaining));
+      if (h.remaining !== undefined) reply.header('x-ratelimit-remaining-requests', String(h.remaining));
       reply.header('x-ratelimit-reset-requests', durationText(h.resetMs));
     }
     return payload;

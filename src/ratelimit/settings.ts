@@ -2,8 +2,9 @@
  * The shapes of the rate-limit settings and the parsers for their compact environment syntax. src/config.ts reads
  * the environment and uses these transforms, so every problem is reported together with the other variables'.
  *
- *   RATE_LIMIT_MODELS   `multimodal-embedding-v1=120,text-embedding-v3+text-embedding-v4=1800`
- *                       a model, or models joined with `+` that share one budget, `=` requests per window
+ *   RATE_LIMIT_MODELS   `multimodal-embedding-v1=120,text-embedding-v3+text-embedding-v4=1800,text-embedding-v1=1800/1200000`
+ *                       a model, or models joined with `+` that share one budget, `=` requests per window, and
+ *                       optionally `/` tokens per window (DashScope's TPM; absent: RATE_LIMIT_TPM)
  *   CALLER_RATE_LIMITS  `alice=600/1m,bob=20/10s,*=120/1m`
  *                       a gateway key name (or `*` for every key without its own entry), `=` requests `/` window
  */
@@ -15,6 +16,8 @@ export interface BudgetRule {
   name: string;
   models: string[];
   limit: number;
+  /** Tokens per window (0: not limited); undefined: RATE_LIMIT_TPM. */
+  tokens?: number;
 }
 
 export interface UpstreamBudgetSettings {
@@ -33,6 +36,19 @@ export interface UpstreamBudgetSettings {
   replicas: number;
   /** Prefix of the Redis keys holding the shared budget. */
   keyPrefix: string;
+  /** Tokens per window for a model without its own `/tpm` (0: tokens not limited). */
+  defaultTokens: number;
+  /**
+   * The short window DashScope also enforces (per second: RPS = RPM/60, TPS = TPM/60). A budget allows
+   * ceil(limit × paceMs / windowMs) + burst calls and floor(tokens × paceMs / windowMs) tokens per paceMs.
+   */
+  paceMs: number;
+  burst: number;
+  /**
+   * After Redis comes back empty (restart, failover that lost writes) nothing is admitted for this long, so every
+   * replica can write its recent calls back before the budget is computed from the log again.
+   */
+  restoreGraceMs: number;
 }
 
 export interface CallerLimit {
@@ -58,10 +74,11 @@ export const budgetRules = z.string().transform((raw, ctx) => {
             .map((m) => m.trim())
         : [];
     const limitText = eq > 0 ? item.slice(eq + 1).trim() : '';
-    if (models.length === 0 || !models.every((m) => MODEL_NAME.test(m)) || !/^\d{1,9}$/.test(limitText)) {
+    const m = /^(\d{1,9})(?:\s*\/\s*(\d{1,12}))?$/.exec(limitText);
+    if (models.length === 0 || !models.every((x) => MODEL_NAME.test(x)) || !m) {
       ctx.addIssue({
         code: 'custom',
-        message: `"${item}" is not model=requests or model+model2=requests (requests a whole number ≥ 0)`,
+        message: `"${item}" is not model=requests, model=requests/tokens or model+model2=requests (whole numbers ≥ 0)`,
       });
       continue;
     }
@@ -69,7 +86,9 @@ export const budgetRules = z.string().transform((raw, ctx) => {
       if (seen.has(m)) ctx.addIssue({ code: 'custom', message: `model "${m}" appears in two budgets` });
       seen.add(m);
     }
-    rules.push({ name: models.join('+'), models, limit: Number(limitText) });
+    const rule: BudgetRule = { name: models.join('+'), models, limit: Number(m[1]) };
+    if (m[2] !== undefined) rule.tokens = Number(m[2]);
+    rules.push(rule);
   }
   return rules;
 });

@@ -1,5 +1,5 @@
 /** The task-owner store for a gateway: Redis-backed when REDIS_URL is set, in memory otherwise. */
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../redis.js';
 import { MemoryTaskOwnerStore } from './memory-store.js';
 import type { TaskOwnerStore } from './owner-store.js';
 import { RedisTaskOwnerStore } from './redis-store.js';

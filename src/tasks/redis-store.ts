@@ -12,7 +12,7 @@
  * owners known only to a replica that restarted too are lost (its callers can still poll their handles).
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../redis.js';
 import { MemoryTaskOwnerStore } from './memory-store.js';
 import {
   OWNER_TTL_SEC,

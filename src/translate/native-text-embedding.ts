@@ -42,7 +42,7 @@ export async function nativeToTextJob(
       `has ${inputs.length} texts; the gateway accepts at most ${maxInputs} per request`,
     );
   }
-  const { texts } = await checkTexts(inputs, model, (i) => `input.texts[${i}]`, tokens);
+  const { texts, counts } = await checkTexts(inputs, model, (i) => `input.texts[${i}]`, tokens);
   const params = req.parameters ?? {};
   const known = parseBody(KnownParameters, params, ['parameters']);
   const dimension = known.dimension ?? model.defaultDimension;
@@ -56,7 +56,7 @@ export async function nativeToTextJob(
   if (outputType !== 'dense' && !model.sparse) {
     throw invalidInput('parameters.output_type', `${model.name} only supports dense output`);
   }
-  return { model, texts, parameters: params, dimension, outputType };
+  return { model, texts, tokens: counts.tokens, parameters: params, dimension, outputType };
 }
 
 /** Native reply: the upstream body itself when one in-order call served it, else a merged body. */

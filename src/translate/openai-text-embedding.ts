@@ -17,7 +17,7 @@ export async function openAIToTextJob(
   tokens: TokenChecker,
 ): Promise<TextEmbeddingJob> {
   const inputs: unknown[] = typeof req.input === 'string' ? [req.input] : req.input;
-  const { texts } = await checkTexts(
+  const { texts, counts } = await checkTexts(
     inputs,
     model,
     (i) => (typeof req.input === 'string' ? 'input' : `input[${i}]`),
@@ -35,6 +35,7 @@ export async function openAIToTextJob(
   return {
     model,
     texts,
+    tokens: counts.tokens,
     parameters,
     dimension,
     outputType: 'dense',

@@ -14,11 +14,18 @@ import { type Dispatcher, Pool } from 'undici';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
+import { OPEN_PERMIT } from '../ratelimit/admission.js';
+import { budgetScope } from '../ratelimit/context.js';
+import type { Admission, Governor, Permit } from '../ratelimit/governor.js';
 import { badUpstreamReply, type UpstreamResponse, upstreamFailure } from './errors.js';
 import { ERROR_BODY_CAP, readCapped, readReply } from './reply-body.js';
 import { classify, errorCode } from './transport-errors.js';
 
 export type { UpstreamResponse } from './errors.js';
+
+/** A call admitted by the client itself may wait for the budget (RATE_LIMIT_MAX_WAIT_MS caps that) and then work. */
+const SELF_ADMITTED_DEADLINE_MS = 10 * 60_000;
+
 export { MAX_REPLY_BYTES } from './reply-body.js';
 
 /** One upstream attempt, as the access log reports it. */
@@ -59,6 +66,15 @@ export interface UpstreamRequest {
   /** The calling key's DashScope workspace; DASHSCOPE_WORKSPACE (if any) when absent. */
   workspace?: string;
   deadline?: number;
+  /**
+   * The request's admission by the upstream budget (src/ratelimit/), when its pipeline admitted all its calls at
+   * once: the first attempt takes its call `slot`, a retry one more unit. Without one, the client admits the call
+   * by itself (task polls, uploads, conversation: one call each).
+   */
+  admission?: Admission;
+  slot?: number;
+  /** For a call admitted here: its token estimate. */
+  tokens?: number;
 }
 
 /** A signal for one attempt: the caller's, and an abort when the deadline passes. */
@@ -89,19 +105,6 @@ export type UpstreamCalls = Pick<Upstream, 'call' | 'json' | 'stream' | 'scrub'>
 /** Headers the client sets itself; the same names in `req.headers`, in any case, are dropped. */
 const RESERVED_HEADERS = new Set(['authorization', 'x-dashscope-workspace', 'x-request-id']);
 
-/**
- * Admission control for upstream calls (the shared upstream budget plugs in here). `acquire` runs before
- * every attempt, so each chunk of a split batch, each retry and each task poll takes a unit; it resolves
- * when the call may go, or throws a GatewayError (429) when it cannot go in time. `observe` sees every
- * upstream status, so a DashScope 429 can make every replica back off.
- */
-export interface UpstreamGate {
-  acquire(req: UpstreamRequest): Promise<void>;
-  observe(req: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void;
-}
-
-const OPEN_GATE: UpstreamGate = { acquire: async () => {}, observe: () => {} };
-
 export interface UpstreamStream {
   status: number;
   headers: IncomingHttpHeaders;
@@ -122,7 +125,7 @@ export class Upstream {
 
   constructor(
     private readonly cfg: Config['upstream'],
-    readonly gate: UpstreamGate = OPEN_GATE,
+    readonly governor?: Governor,
     private readonly observer?: UpstreamObserver,
   ) {
     const url = new URL(cfg.baseUrl);
@@ -231,24 +234,64 @@ export class Upstream {
   }
 
   /**
+   * The budget's permit for one attempt: the first attempt waits for its slot (paced), a retry takes one more unit
+   * within the request's deadline. A call without an admission is admitted here, as a request of one call.
+   */
+  private async permit(
+    req: UpstreamRequest,
+    attempt: number,
+    own: { adm?: Admission },
+    signal: AbortSignal | undefined,
+  ): Promise<Permit> {
+    if (!this.governor) return OPEN_PERMIT;
+    let adm = req.admission ?? own.adm;
+    if (!adm) {
+      own.adm = adm = await this.governor.admit({
+        model: req.model,
+        calls: 1,
+        tokens: [req.tokens ?? 0],
+        caller: budgetScope.getStore()?.caller ?? 'anonymous',
+        deadline: req.deadline ?? Date.now() + SELF_ADMITTED_DEADLINE_MS,
+        ...(signal ? { signal } : {}),
+      });
+    }
+    if (attempt > 1) return adm.retry(signal);
+    return adm.slot(req.admission ? (req.slot ?? 0) : 0, signal);
+  }
+
+  /**
    * One call with retries for idempotent requests, all within `req.deadline`. Resolves with any HTTP status;
-   * rejects with a GatewayError.
+   * rejects with a GatewayError. A unit this call admitted for itself is given back if it was not used.
    */
   private async send(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const own: { adm?: Admission } = {};
+    try {
+      return await this.attempts(req, own);
+    } finally {
+      own.adm?.release();
+    }
+  }
+
+  private async attempts(req: UpstreamRequest, own: { adm?: Admission }): Promise<UpstreamResponse> {
     const attempts = req.idempotent ? this.cfg.retries + 1 : 1;
     for (let attempt = 1; ; attempt++) {
       if (req.deadline !== undefined && Date.now() >= req.deadline) throw this.deadlineExceeded();
       let res: UpstreamResponse | undefined;
       let failure: { error: GatewayError; retry: boolean } | undefined;
-      // The budget wait (gate.acquire), the attempt and its body all run under the attempt's signal.
+      // The budget wait, the attempt and its body all run under the attempt's signal (caller + deadline).
       const bounded = this.attemptSignal(req);
+      let permit: Permit | undefined;
       try {
+        permit = await this.permit(req, attempt, own, bounded.signal);
         res = await this.once({ ...req, signal: bounded.signal });
       } catch (err) {
         if (req.signal?.aborted) throw err;
         if (bounded.expired()) throw this.deadlineExceeded();
+        // A refusal by the budget (429/400/503) is the answer, not a transport failure to retry.
+        if (!permit) throw err;
         failure = classify(err);
       } finally {
+        permit?.done({ status: res?.status ?? 0, headers: res?.headers ?? {} });
         bounded.dispose();
       }
       const retry = failure ? failure.retry : RETRYABLE_STATUS.has(res!.status);
@@ -297,7 +340,6 @@ export class Upstream {
       const rid = res.headers['x-request-id'];
       entry.status = res.statusCode;
       entry.requestId = typeof rid === 'string' ? rid : undefined;
-      this.gate.observe(req, res.statusCode, res.headers);
       return res;
     } catch (err) {
       entry.status = errorCode(err) ?? 'error';
@@ -314,7 +356,6 @@ export class Upstream {
       requestId: undefined,
       ms: 0,
     };
-    await this.gate.acquire(req);
     try {
       const res = await this.dispatch(req, entry);
       const started = performance.now();
@@ -349,15 +390,18 @@ export class Upstream {
     if (req.deadline !== undefined && Date.now() >= req.deadline) throw this.deadlineExceeded();
     const bounded = this.attemptSignal(req);
     const attempt = { ...req, signal: bounded.signal };
+    const own: { adm?: Admission } = {};
+    let permit: Permit;
     // The budget wait counts against the deadline too; its own refusal (429) passes as it is.
     try {
-      await this.gate.acquire(attempt);
+      permit = await this.permit(req, 1, own, bounded.signal);
     } catch (err) {
       bounded.dispose();
+      own.adm?.release();
       if (bounded.expired()) throw this.deadlineExceeded();
       throw err;
     }
-    let res: Dispatcher.ResponseData;
+    let res: Dispatcher.ResponseData | undefined;
     try {
       res = await this.dispatch(attempt, entry, this.cfg.streamIdleTimeoutMs);
     } catch (err) {
@@ -366,6 +410,8 @@ export class Upstream {
       if (bounded.expired()) throw this.deadlineExceeded();
       throw classify(err).error;
     } finally {
+      permit.done({ status: res?.statusCode ?? 0, headers: res?.headers ?? {} });
+      own.adm?.release();
       this.observer?.attempt(req.model, entry);
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {

@@ -67,6 +67,7 @@ const ctx = (): CallContext => ({
   trace: [],
   concurrency: 4,
   deadline: Date.now() + 60_000,
+  governor: undefined,
 });
 
 const settings = (keyPrefix = 'unused:'): EmbeddingCacheSettings => ({

@@ -59,7 +59,8 @@ afterAll(async () => {
 });
 /** A client as the gateway makes it (src/redis.ts); `ready` waits until it can take commands. */
 async function client(url: string, ready = true): Promise<Redis> {
-  const c = await createRedis(url);
+  // A redis:// URL gives a single-node client (Cluster and Sentinel have their own schemes).
+  const c = (await createRedis(url)) as Redis;
   clients.push(c);
   // The gateway listens for errors too; without a listener ioredis prints every reconnect failure.
   c.on('error', () => {});

@@ -1,14 +1,15 @@
 /**
- * The upstream budget on one gateway (in memory, no REDIS_URL), through the real HTTP stack and the emulator:
- * waiting then succeeding, waiting past the limit, a full queue, a caller leaving the queue, round-robin between
- * keys, the x-ratelimit-*-requests headers, and the 429 in both dialects with a usable Retry-After.
+ * The upstream governor on one gateway (in memory, no REDIS_URL), through the real HTTP stack and the emulator:
+ * a request that can never fit is refused before any upstream call with the numbers, one that fits waits (paced)
+ * and succeeds, one that fits only later gets 429 with a Retry-After in the caller's dialect, split requests are
+ * admitted whole, grouped models share a budget, and a DashScope 429 holds the budget off.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { auth, KEYS, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { auth, type Stack, startStack, upstreamCalls } from '../helpers.js';
+import { maxInWindow } from './support.js';
 
 const EMBED = '/v1/embeddings';
 const NATIVE = '/api/v1/services/embeddings/text-embedding/text-embedding';
-const body = (text = 'hello') => ({ model: 'text-embedding-v4', input: text, encoding_format: 'float' });
 
 function budgetEnv(
   limit: number,
@@ -18,8 +19,8 @@ function budgetEnv(
   return {
     RATE_LIMIT_RPM: String(limit),
     RATE_LIMIT_WINDOW_MS: String(windowMs),
-    // The margin absorbs the time between the gateway's decision and the emulator's arrival stamp.
-    RATE_LIMIT_MARGIN_MS: '100',
+    RATE_LIMIT_PACE_MS: '300',
+    RATE_LIMIT_MARGIN_MS: '60',
     ...extra,
   };
 }
@@ -30,141 +31,64 @@ afterEach(async () => {
   s = undefined;
 });
 
-const post = (st: Stack, key: string = KEYS.alice, text = 'hello', requestId?: string) =>
+const embed = (st: Stack, input: string | string[], model = 'text-embedding-v4') =>
   st.app.inject({
     method: 'POST',
     url: EMBED,
-    headers: { ...auth(key), ...(requestId ? { 'x-request-id': requestId } : {}) },
-    payload: body(text),
+    headers: auth(),
+    payload: { model, input, encoding_format: 'float' },
   });
 
-describe('upstream budget, one replica in memory', () => {
-  it('a request that finds the budget spent waits for the next unit, then succeeds', async () => {
-    s = await startStack({ env: budgetEnv(2, 1500) });
-    const t0 = Date.now();
-    const results = await Promise.all([post(s), post(s), post(s)]);
-    const elapsed = results.map(() => Date.now() - t0);
-    expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200]);
+describe('upstream governor, one replica in memory', () => {
+  it('refuses a 2,048-text request that can never fit with 400 and the numbers, before any upstream call', async () => {
+    // The defaults: 120 calls per minute (2 per second) and 30 s of waiting; text-embedding-v4 takes 10 texts a call.
+    s = await startStack({ env: { RATE_LIMIT_RPM: '120' } });
+    const input = Array.from({ length: 2048 }, (_, i) => `text ${i}`);
+    const r = await embed(s, input);
+    expect(r.statusCode).toBe(400);
+    const e = r.json().error;
+    expect(e.type).toBe('invalid_request_error');
+    expect(e.message).toContain('needs 205 calls');
+    expect(e.message).toContain('120 calls per 60 s and 2 per 1 s');
+    expect(e.message).toContain('at most 56 calls');
+    expect(e.message).toContain('at most 560 inputs at 10 per call');
+    expect(r.body).not.toMatch(/quota/i);
+    expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(0);
+    // Nothing was taken: a request that fits goes at once. (That the largest named request is admitted is
+    // governor.test.ts's business; here it would take its 30 s of pacing.)
+    expect((await embed(s, input.slice(0, 20))).statusCode).toBe(200);
+    expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(2);
+  }, 30_000);
+
+  it('a split request that fits waits for its paced calls and succeeds', async () => {
+    s = await startStack({ env: budgetEnv(20, 3000) });
+    const input = Array.from({ length: 45 }, (_, i) => `t${i}`); // 5 calls, 2 per 0.3 s
+    const r = await embed(s, input);
+    expect(r.statusCode).toBe(200);
+    expect(r.json().data).toHaveLength(45);
     const calls = upstreamCalls(s.emu, NATIVE).map((c) => c.at);
-    expect(calls).toHaveLength(3);
-    // The third call went upstream only once the first left the 1.5 s window.
-    expect(calls[2]! - calls[0]!).toBeGreaterThanOrEqual(1500);
-    expect(Math.max(...elapsed)).toBeGreaterThanOrEqual(1450);
-    expect(results[0]!.headers['x-ratelimit-limit-requests']).toBe('2');
-    const remaining = results.map((r) => Number(r.headers['x-ratelimit-remaining-requests'])).sort();
-    expect(remaining).toEqual([0, 0, 1]);
-    expect(String(results[0]!.headers['x-ratelimit-reset-requests'])).toMatch(/^\d+(\.\d+)?(ms|s)$/);
+    expect(calls).toHaveLength(5);
+    expect(maxInWindow(calls, 300)).toBeLessThanOrEqual(2);
+    expect(Math.max(...calls) - Math.min(...calls)).toBeGreaterThanOrEqual(600);
+    expect(r.headers['x-ratelimit-limit-requests']).toBe('20');
+    expect(r.headers['x-ratelimit-remaining-requests']).toBe('15');
   });
 
-  it('a request that waits past RATE_LIMIT_MAX_WAIT_MS gets 429 with Retry-After after waiting', async () => {
-    // One call per second; a request may wait 1.5 s. The second waits ~1 s and goes; the third would go at ~2 s,
-    // which is past its limit, so it is answered 429 as soon as that is certain (when the second goes).
-    s = await startStack({ env: budgetEnv(1, 1000, { RATE_LIMIT_MAX_WAIT_MS: '1500' }) });
+  it('a request that fits only later gets 429 at once, in the caller’s dialect, with a true Retry-After', async () => {
+    s = await startStack({ env: budgetEnv(2, 3000, { RATE_LIMIT_MAX_WAIT_MS: '500' }) });
+    expect((await embed(s, 'a')).statusCode).toBe(200);
+    expect((await embed(s, 'b')).statusCode).toBe(200);
     const t0 = Date.now();
-    const timed = (p: ReturnType<typeof post>) => p.then((r) => ({ r, ms: Date.now() - t0 }));
-    const [a, b, c] = await Promise.all([timed(post(s)), timed(post(s)), timed(post(s))]);
-    expect([a.r.statusCode, b.r.statusCode, c.r.statusCode]).toEqual([200, 200, 429]);
-    expect(b.ms).toBeGreaterThanOrEqual(950);
-    expect(c.ms).toBeGreaterThanOrEqual(950); // it did wait…
-    expect(c.ms).toBeLessThan(1500 + 300); // …but not beyond its limit
-    expect(c.r.headers['retry-after']).toMatch(/^[1-9]\d*$/);
-    expect(Number(c.r.headers['retry-after'])).toBeLessThanOrEqual(60);
-    expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(2);
-  });
-
-  it('when no unit can come back within the wait limit, the 429 is immediate', async () => {
-    s = await startStack({ env: budgetEnv(1, 5000, { RATE_LIMIT_MAX_WAIT_MS: '1000' }) });
-    expect((await post(s)).statusCode).toBe(200);
-    const t0 = Date.now();
-    const r = await post(s);
+    const openai = await embed(s, 'c');
     expect(Date.now() - t0).toBeLessThan(300);
-    expect(r.statusCode).toBe(429);
-    expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(4);
-    expect(Number(r.headers['retry-after'])).toBeLessThanOrEqual(6); // 5 s window + 100 ms margin
-    expect(r.headers['x-ratelimit-remaining-requests']).toBe('0');
-  });
-
-  it('a full queue answers 429 at once; the queued requests are still served', async () => {
-    s = await startStack({
-      env: budgetEnv(1, 1000, { RATE_LIMIT_QUEUE_SIZE: '2', RATE_LIMIT_MAX_WAIT_MS: '5000' }),
-    });
-    const first = await post(s);
-    expect(first.statusCode).toBe(200);
-    const queued = [post(s), post(s)];
-    await new Promise((r) => setTimeout(r, 50)); // both are in the queue now
-    const t0 = Date.now();
-    const overflow = await post(s);
-    expect(Date.now() - t0).toBeLessThan(300);
-    expect(overflow.statusCode).toBe(429);
-    expect(overflow.json().error.message).toMatch(/2 calls are already waiting/);
-    expect(Number(overflow.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-    expect((await Promise.all(queued)).map((r) => r.statusCode)).toEqual([200, 200]);
-    expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(3);
-  });
-
-  it('a caller that disconnects while queued leaves the queue and takes no unit', async () => {
-    s = await startStack({ env: budgetEnv(1, 1500, { RATE_LIMIT_MAX_WAIT_MS: '10000' }) });
-    const base = await s.listen();
-    const send = (signal?: AbortSignal) =>
-      fetch(`${base}${EMBED}`, {
-        method: 'POST',
-        headers: { ...auth(), 'content-type': 'application/json' },
-        body: JSON.stringify(body()),
-        signal,
-      });
-    expect((await send()).status).toBe(200);
-    const ac = new AbortController();
-    const leaving = send(ac.signal).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 200));
-    const ready = async () => (await s!.app.inject({ method: 'GET', url: '/readyz' })).json();
-    expect((await ready()).upstream_budget.queued).toBe(1);
-    ac.abort();
-    expect(await leaving).toBeInstanceOf(Error);
-    await new Promise((r) => setTimeout(r, 100));
-    expect((await ready()).upstream_budget.queued).toBe(0);
-    // Once the first call leaves the window, the whole budget (1) is free again: the leaver took nothing.
-    await new Promise((r) => setTimeout(r, 1500));
-    const after = await send();
-    expect(after.status).toBe(200);
-    expect(after.headers.get('x-ratelimit-remaining-requests')).toBe('0');
-    expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(2);
-  });
-
-  it('two callers, one sending 10× the other’s requests: the quiet one still gets its share', async () => {
-    // 4 calls per second. alice floods 40 requests, then bob sends 4. Strict arrival order would serve bob
-    // after all of alice's (~10 s); round-robin per key serves him within the next two windows.
-    s = await startStack({ env: budgetEnv(4, 1000, { RATE_LIMIT_MAX_WAIT_MS: '4000' }) });
-    const alice = Array.from({ length: 40 }, (_, i) => post(s!, KEYS.alice, `a${i}`, `alice-${i}`));
-    await new Promise((r) => setTimeout(r, 50));
-    const bob = Array.from({ length: 4 }, (_, i) => post(s!, KEYS.bob, `b${i}`, `bob-${i}`));
-    const bobRes = await Promise.all(bob);
-    expect(bobRes.map((r) => r.statusCode)).toEqual([200, 200, 200, 200]);
-    const order = upstreamCalls(s.emu, NATIVE).map((c) => String(c.headers['x-request-id']));
-    const lastBob = Math.max(...order.map((id, i) => (id.startsWith('bob-') ? i : -1)));
-    // 4 for alice at once, then alternating: bob's 4th call is at most the 12th upstream call.
-    expect(lastBob).toBeLessThan(12);
-    const aliceRes = await Promise.all(alice);
-    const aliceOk = aliceRes.filter((r) => r.statusCode === 200).length;
-    expect(aliceOk).toBeGreaterThanOrEqual(12);
-    for (const r of aliceRes.filter((x) => x.statusCode !== 200)) {
-      expect(r.statusCode).toBe(429);
-      expect(r.headers['retry-after']).toMatch(/^[1-9]\d*$/);
-    }
-  });
-
-  it('429s speak the caller’s dialect, say it is the gateway’s upstream budget, and never say quota', async () => {
-    s = await startStack({ env: budgetEnv(1, 10_000, { RATE_LIMIT_MAX_WAIT_MS: '0' }) });
-    expect((await post(s)).statusCode).toBe(200);
-    const openai = await post(s);
     expect(openai.statusCode).toBe(429);
     const oe = openai.json().error;
     expect(oe).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded', param: null });
-    expect(oe.message).toMatch(
-      /gateway.*upstream budget.*1 calls per 10 s to DashScope for text-embedding-v4/,
-    );
+    expect(oe.message).toMatch(/pacing its calls to DashScope.*2 calls per 3 s/);
     expect(openai.body).not.toMatch(/quota/i);
-    expect(Number(openai.headers['retry-after'])).toBeGreaterThanOrEqual(9);
-    expect(Number(openai.headers['retry-after'])).toBeLessThanOrEqual(11);
+    const retryAfter = Number(openai.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(4);
 
     const native = await s.app.inject({
       method: 'POST',
@@ -173,68 +97,72 @@ describe('upstream budget, one replica in memory', () => {
       payload: { model: 'text-embedding-v4', input: { texts: ['x'] } },
     });
     expect(native.statusCode).toBe(429);
-    const nb = native.json();
-    expect(nb).toMatchObject({ code: 'Throttling', request_id: native.headers['x-request-id'] });
-    expect(nb.message).toMatch(/upstream budget/);
+    expect(native.json()).toMatchObject({ code: 'Throttling', request_id: native.headers['x-request-id'] });
     expect(native.body).not.toMatch(/quota/i);
-    expect(native.headers['retry-after']).toMatch(/^\d+$/);
-    expect(native.headers['x-ratelimit-limit-requests']).toBe('1');
+
+    // After the Retry-After it is admitted.
+    await new Promise((r) => setTimeout(r, retryAfter * 1000));
+    expect((await embed(s, 'c')).statusCode).toBe(200);
+    expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(3);
+  }, 20_000);
+
+  it('a split request is admitted whole or not at all: a refusal leaves no call made', async () => {
+    s = await startStack({ env: budgetEnv(3, 10_000, { RATE_LIMIT_MAX_WAIT_MS: '2000' }) });
+    expect((await embed(s, 'x')).statusCode).toBe(200);
+    // 3 calls would need a fourth unit within 10 s: refused whole (429), none of its calls made.
+    const big = await embed(
+      s,
+      Array.from({ length: 25 }, (_, i) => `t${i}`),
+    );
+    expect(big.statusCode).toBe(429);
+    expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(1);
+    // Another model has its own budget.
+    expect((await embed(s, 'x', 'text-embedding-v3')).statusCode).toBe(200);
   });
 
-  it('counts every upstream call: a 25-input request split into 3 calls takes 3 units', async () => {
-    s = await startStack({ env: budgetEnv(3, 10_000, { RATE_LIMIT_MAX_WAIT_MS: '0' }) });
-    const input = Array.from({ length: 25 }, (_, i) => `t${i}`);
-    const big = await s.app.inject({
-      method: 'POST',
-      url: EMBED,
-      headers: auth(),
-      payload: { model: 'text-embedding-v4', input, encoding_format: 'float' },
+  it('tokens per minute: admitted from the token counts, refused 400 when one call can never fit, 429 when later', async () => {
+    s = await startStack({
+      env: budgetEnv(100, 3000, {
+        RATE_LIMIT_MODELS: 'text-embedding-v4=100/200',
+        RATE_LIMIT_MAX_WAIT_MS: '1000',
+      }),
     });
-    expect(big.statusCode).toBe(200);
-    expect(big.headers['x-ratelimit-remaining-requests']).toBe('0');
-    expect((await post(s)).statusCode).toBe(429);
-    // Another model has its own budget.
-    const v3 = await s.app.inject({
-      method: 'POST',
-      url: EMBED,
-      headers: auth(),
-      payload: { model: 'text-embedding-v3', input: 'x', encoding_format: 'float' },
-    });
-    expect(v3.statusCode).toBe(200);
+    const words = (n: number) => Array.from({ length: n }, (_, i) => `word${i}`).join(' ');
+    expect((await embed(s, words(40))).statusCode).toBe(200);
+    const huge = await embed(s, words(400));
+    expect(huge.statusCode).toBe(400);
+    expect(huge.json().error.message).toContain('200 tokens per 3 s');
+    // The gateway's estimate for 40 such words is about 70 tokens, the emulator bills about 150: corrected from the
+    // billed usage, a second such text no longer fits the 200 tokens while the first is in the window.
+    const later = await embed(s, words(40));
+    expect(later.statusCode).toBe(429);
+    expect(later.json().error.message).toMatch(/pacing/);
+    expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(1);
   });
 
   it('models grouped in RATE_LIMIT_MODELS share one budget', async () => {
     s = await startStack({
       env: budgetEnv(100, 10_000, {
-        RATE_LIMIT_MAX_WAIT_MS: '0',
+        RATE_LIMIT_MAX_WAIT_MS: '2000',
         RATE_LIMIT_MODELS: 'text-embedding-v3+text-embedding-v4=2',
       }),
     });
-    const call = (model: string) =>
-      s!.app.inject({
-        method: 'POST',
-        url: EMBED,
-        headers: auth(),
-        payload: { model, input: 'x', encoding_format: 'float' },
-      });
-    expect((await call('text-embedding-v3')).statusCode).toBe(200);
-    const v4 = await call('text-embedding-v4');
+    expect((await embed(s, 'x', 'text-embedding-v3')).statusCode).toBe(200);
+    const v4 = await embed(s, 'x', 'text-embedding-v4');
     expect(v4.statusCode).toBe(200);
     expect(v4.headers['x-ratelimit-limit-requests']).toBe('2');
-    expect((await call('text-embedding-v3')).statusCode).toBe(429);
+    expect((await embed(s, 'x', 'text-embedding-v3')).statusCode).toBe(429);
   });
 
   it('a DashScope 429 holds off the following calls for its Retry-After instead of hammering it', async () => {
     s = await startStack({ env: budgetEnv(100, 10_000) });
     s.emu.addFault({ status: 429, headers: { 'retry-after': '1' }, times: 1 });
-    const first = await post(s);
+    const first = await embed(s, 'x');
     expect(first.statusCode).toBe(429);
     expect(first.headers['retry-after']).toBe('1');
-    const t0 = Date.now();
-    const second = await post(s);
+    const second = await embed(s, 'y');
     expect(second.statusCode).toBe(200);
     const calls = upstreamCalls(s.emu, NATIVE).map((c) => c.at);
     expect(calls[1]! - calls[0]!).toBeGreaterThanOrEqual(950);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(800);
   });
 });

@@ -1,83 +1,12 @@
 /**
- * The pure parts of the rate limiting: the sliding-window log is exact in any window (where a fixed window lets
- * twice the budget through across its boundary), the queue is round-robin across keys, and the configuration
- * syntax is checked with every problem listed at once.
+ * The pure parts of the rate limiting: the waiting room is round-robin across keys, and the configuration syntax is
+ * checked with every problem listed at once (the reservation log's own checks: governor-units.test.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { durationText } from '../../src/ratelimit/context.js';
 import { FairQueue } from '../../src/ratelimit/fair-queue.js';
 import { parseWindow } from '../../src/ratelimit/settings.js';
-import { SlidingLog } from '../../src/ratelimit/window.js';
-import { maxInWindow } from './support.js';
-
-/** A small deterministic PRNG so a failing case can be replayed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
-describe('SlidingLog (in-memory sliding-window log)', () => {
-  it('never admits more than the limit in any window, over random bursty arrivals', () => {
-    for (const seed of [1, 2, 3, 4, 5]) {
-      const rand = rng(seed);
-      const limit = 20;
-      const span = 3000;
-      const log = new SlidingLog(span);
-      const admitted: number[] = [];
-      let now = 0;
-      for (let i = 0; i < 5000; i++) {
-        now += rand() < 0.2 ? Math.floor(rand() * 400) : 0; // bursts of simultaneous arrivals
-        if (log.take(now, limit).ok) admitted.push(now);
-      }
-      expect(maxInWindow(admitted, span)).toBeLessThanOrEqual(limit);
-      // …and it is not just refusing: over the run it admits close to limit per window.
-      expect(admitted.length).toBeGreaterThan((now / span) * limit * 0.8);
-    }
-  });
-
-  it('a fixed window lets 2 × limit through across its boundary; the sliding log does not', () => {
-    const limit = 10;
-    const span = 1000;
-    // Fixed window: 10 at t=999 (window 0) and 10 at t=1000 (window 1) are all accepted.
-    const fixedCounts = new Map<number, number>();
-    const fixedAdmitted: number[] = [];
-    const log = new SlidingLog(span);
-    const slidingAdmitted: number[] = [];
-    for (const t of [...Array(limit).fill(999), ...Array(limit).fill(1000)] as number[]) {
-      const w = Math.floor(t / span);
-      const c = fixedCounts.get(w) ?? 0;
-      if (c < limit) {
-        fixedCounts.set(w, c + 1);
-        fixedAdmitted.push(t);
-      }
-      if (log.take(t, limit).ok) slidingAdmitted.push(t);
-    }
-    expect(maxInWindow(fixedAdmitted, span)).toBe(2 * limit);
-    expect(maxInWindow(slidingAdmitted, span)).toBe(limit);
-  });
-
-  it('says how long until the oldest call leaves the window, and admits exactly then', () => {
-    const log = new SlidingLog(1000);
-    expect(log.take(0, 2)).toMatchObject({ ok: true, remaining: 1 });
-    expect(log.take(400, 2)).toMatchObject({ ok: true, remaining: 0 });
-    const refused = log.take(500, 2);
-    expect(refused).toEqual({ ok: false, waitMs: 501, held: false });
-    expect(log.take(1000, 2).ok).toBe(false); // t=0 is still inside [0, 1000]
-    expect(log.take(1001, 2).ok).toBe(true);
-  });
-
-  it('gives back a unit that was never used', () => {
-    const log = new SlidingLog(1000);
-    log.take(10, 1);
-    expect(log.take(20, 1).ok).toBe(false);
-    log.release(10);
-    expect(log.take(20, 1).ok).toBe(true);
-  });
-});
 
 describe('FairQueue (round-robin across keys, FIFO within a key)', () => {
   it('serves a quiet key between a noisy key’s waiters instead of after all of them', () => {

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { auth, useStack } from '../helpers.js';
 
 describe('upload policies for models the gateway does not serve', () => {
-  const s = useStack({ env: { RATE_LIMIT_RPM: '2', RATE_LIMIT_MAX_WAIT_MS: '0' } });
+  // Two calls a minute, paced one per second: the second waits about a second, a third cannot start in time.
+  const s = useStack({ env: { RATE_LIMIT_RPM: '2', RATE_LIMIT_MAX_WAIT_MS: '2000' } });
 
   const policy = (model: string) =>
     s.app.inject({ method: 'GET', url: `/api/v1/uploads?action=getPolicy&model=${model}`, headers: auth() });

@@ -111,6 +111,9 @@ describe.skipIf(!haveRedis || !haveNginx)(
             RATE_LIMIT_REPLICAS: '3',
             // Teardown stops them with SIGTERM: nothing polls /readyz here, so no drain delay is needed.
             SHUTDOWN_DRAIN_DELAY_MS: '0',
+            // Five node processes and nginx on a shared 2-core machine: a call can reach the emulator a few hundred
+            // ms after its start; the margin is the setting that absorbs that (DashScope counts on arrival).
+            RATE_LIMIT_MARGIN_MS: '500',
           }),
         );
       }
@@ -193,7 +196,8 @@ describe.skipIf(!haveRedis || !haveNginx)(
         }
       });
       const ok = ids.filter((_, i) => results[i]!.status === 200);
-      expect(ok.length).toBeGreaterThanOrEqual(2 * BUDGET); // served, not just refused
+      // Served, not just refused: more than one window's worth within the wait (paced per second, so less than two).
+      expect(ok.length).toBeGreaterThan(BUDGET);
 
       // None lost or duplicated: the upstream saw each 200's id exactly once and no 429's id.
       const calls = emu.received.filter((c) => c.url.startsWith(NATIVE));
