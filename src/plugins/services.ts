@@ -31,7 +31,10 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
   redis?.on('error', () => {});
   // Built first so the budget and the client can report to it; the queue gauge reads the budget at scrape time.
   let budget: Governor | undefined;
-  const metrics = new GatewayMetrics(() => budget?.status().queued ?? 0, config.metrics.port !== undefined);
+  const metrics = new GatewayMetrics(() => {
+    const st = budget?.status();
+    return st ? st.queued + st.paced : 0;
+  }, config.metrics.port !== undefined);
   budget = createGovernor({
     settings: config.upstreamBudget,
     redis,

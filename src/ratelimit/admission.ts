@@ -75,7 +75,12 @@ export class BudgetAdmission implements Admission {
       const early = this.starts[i]! - Date.now();
       if (early > 0) {
         this.host.wait(this.b, early);
-        await sleep(early, undefined, opts);
+        this.b.pacing++;
+        try {
+          await sleep(early, undefined, opts);
+        } finally {
+          this.b.pacing--;
+        }
         continue;
       }
       if (-early <= this.host.lateMs || moves++ >= 3) break;

@@ -42,6 +42,8 @@ export interface BudgetStatus {
   reason?: string;
   /** Admissions waiting for their turn on this replica. */
   queued: number;
+  /** Admitted calls on this replica waiting for their paced start time. */
+  paced: number;
 }
 
 export interface GovernorLogger {
@@ -101,6 +103,8 @@ export class Budget {
   holdUntil = 0;
   readonly room: WaitingRoom<Job>;
   pumping = false;
+  /** Admitted calls of this replica waiting for their paced start time (readiness and the queue-depth metric). */
+  pacing = 0;
 
   constructor(
     readonly numbers: BudgetNumbers,

@@ -132,8 +132,12 @@ class GovernorImpl implements Governor {
 
   status(): BudgetStatus {
     let queued = 0;
-    for (const b of this.budgets()) queued += b.room.size;
-    return this.link.status(queued);
+    let paced = 0;
+    for (const b of this.budgets()) {
+      queued += b.room.size;
+      paced += b.pacing;
+    }
+    return this.link.status(queued, paced);
   }
 
   async admit(r: AdmissionRequest): Promise<Admission> {

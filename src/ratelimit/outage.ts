@@ -29,8 +29,8 @@ export class Outage {
     redis?.on('ready', () => void this.recover());
   }
 
-  status(queued: number): BudgetStatus {
-    const s: BudgetStatus = { mode: this.mode, degraded: this.mode === 'fallback', queued };
+  status(queued: number, paced: number): BudgetStatus {
+    const s: BudgetStatus = { mode: this.mode, degraded: this.mode === 'fallback', queued, paced };
     if (this.mode === 'fallback') {
       s.since = new Date(this.since).toISOString();
       if (this.reason !== undefined) s.reason = this.reason;

@@ -132,7 +132,9 @@ describe('graceful stop of a gateway process', () => {
     const b = embed(gw.base, 'drain-b');
     await until('B to wait in the budget queue', async () => {
       const r = await readyz(gw.base);
-      return (r.body.upstream_budget as { queued?: number } | undefined)?.queued === 1;
+      // Admitted and paced: it waits for its start time in the budget (or for its turn in the waiting room).
+      const budget = r.body.upstream_budget as { queued?: number; paced?: number } | undefined;
+      return (budget?.queued ?? 0) + (budget?.paced ?? 0) === 1;
     });
 
     gw.child.kill('SIGTERM');
