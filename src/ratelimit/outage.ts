@@ -70,11 +70,16 @@ export class Outage {
     this.mode = 'fallback';
     this.since = Date.now();
     this.reason = err instanceof Error ? err.message : String(err);
+    const now = Date.now();
     for (const b of this.budgets()) {
-      // The shared calls this replica knows of may fill the window until the last of them leaves it; other
-      // replicas' calls are not known, so the local share starts only after that.
-      b.fallbackFloor = Number.isFinite(b.sharedTail) ? b.sharedTail + b.limits.spanMs : 0;
+      // Other replicas' calls are not known from here on. What this replica last saw in the shared window (b.logged:
+      // every replica's calls, at its latest admission) counts against its share until one window has passed, so
+      // N replicas falling back together stay within limit − (N − 1) × that count in the window the outage began in,
+      // and each serves its share at once when the window was quiet.
+      b.fallbackFloor = 0;
       b.local = new LocalLog(b.keepMs);
+      const seen = Math.min(b.logged, b.share.calls);
+      for (let i = 0; i < seen; i++) b.local.restore(`seen:${i}`, now, 0);
     }
     this.log.warn(
       { err: this.reason, replicas: this.replicas },
