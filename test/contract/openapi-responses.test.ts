@@ -782,6 +782,20 @@ describe('openapi.yaml: while Redis is unreachable', () => {
   ]);
 });
 
+describe('openapi.yaml: while draining', () => {
+  const s = useStack();
+  runCases(s, [
+    {
+      name: 'GET /readyz while draining',
+      status: 503,
+      request: (st: Stack) => {
+        st.app.drain.begin();
+        return { method: 'GET', url: '/readyz' };
+      },
+    },
+  ]);
+});
+
 describe('openapi.yaml describes the real responses of every route', () => {
   const s = useStack({ env: { BODY_LIMIT_BYTES: String(BODY_LIMIT), RATE_LIMIT_RPM: '0' } });
   beforeEach(() => resetConversation(s.emu.instance));
@@ -830,18 +844,4 @@ describe('openapi.yaml describes the real responses of every route', () => {
       'documented but not served',
     ).toEqual([]);
   });
-});
-
-describe('openapi.yaml: while draining', () => {
-  const s = useStack();
-  runCases(s, [
-    {
-      name: 'GET /readyz while draining',
-      status: 503,
-      request: (st: Stack) => {
-        st.app.drain.begin();
-        return { method: 'GET', url: '/readyz' };
-      },
-    },
-  ]);
 });
