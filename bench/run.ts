@@ -209,10 +209,20 @@ const GATEWAY_AUTH = { ...JSON_HEADERS, authorization: `Bearer ${GATEWAY_KEY}` }
 const ROWS = [1, 10] as const;
 
 /** What the static upstream must be able to answer: every body a case (or a gateway behind it) sends upstream. */
-const UPSTREAM_REQUESTS: readonly UpstreamRequest[] = ROWS.map((rows) => ({
-  path: NATIVE_PATH,
-  body: nativeBody(rows),
-}));
+/**
+ * Every body a gateway sends upstream: the whole request, and for the cache-hit gateway also the misses of a larger
+ * request whose first texts a smaller case already cached (texts `from`…`rows`).
+ */
+const UPSTREAM_REQUESTS: readonly UpstreamRequest[] = ROWS.flatMap((rows, k) =>
+  [0, ...ROWS.slice(0, k)].map((from) => ({
+    path: NATIVE_PATH,
+    body: JSON.stringify({
+      model: MODEL,
+      input: { texts: TEXTS.slice(from, rows) },
+      parameters: { dimension: DIM },
+    }),
+  })),
+);
 
 /** The request of a case, for `rows` texts. */
 type CaseRequest = Pick<CaseSpec, 'path' | 'body' | 'headers' | 'vectors' | 'encoding'>;
