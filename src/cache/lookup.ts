@@ -30,10 +30,9 @@ export interface CacheContext {
   caller?: string | undefined;
 }
 
-export interface CacheCounts {
-  hits: number;
-  misses: number;
-}
+import type { CacheCounts } from '../embeddings/results.js';
+
+export type { CacheCounts } from '../embeddings/results.js';
 
 /** `x-cache: hit|miss|partial`, `x-cache-hits`, `x-cache-misses`; none when the cache is off. */
 export function xCacheHeaders(counts: CacheCounts | undefined): Record<string, string> {

@@ -7,34 +7,13 @@
  *
  * Usage counts only what DashScope billed for this request: a full hit reports 0 tokens.
  */
+
+import type { MergedItem, MultimodalEmbeddingResult, TextEmbeddingResult } from '../embeddings/results.js';
 import type { VectorRef } from '../translate/openai-render.js';
 import { type ScannedItem, type Span, spanToFloat32 } from '../upstream/embedding-scan.js';
 import type { CachedItem } from './entry.js';
 
-// The pipelines' result shapes, restated structurally: the pipelines call into this module, so importing their
-// types from it would make an import cycle. TypeScript checks the two stay compatible where they meet.
-
-/** An item of a text result: the buffer it lives in and its scanned spans (text-pipeline's MergedItem). */
-export interface MergedItem {
-  buf: Buffer;
-  item: ScannedItem;
-}
-
-/** text-pipeline's TextEmbeddingResult. */
-export interface TextEmbeddingResult {
-  items: MergedItem[];
-  totalTokens: number;
-  upstreamRequestIds: string[];
-  passthrough: Buffer | undefined;
-}
-
-/** multimodal-pipeline's MultimodalEmbeddingResult. */
-export interface MultimodalEmbeddingResult {
-  vectors: VectorRef[];
-  tokens: number;
-  upstreamRequestIds: string[];
-  passthrough: Buffer | undefined;
-}
+export type { MergedItem, MultimodalEmbeddingResult, TextEmbeddingResult } from '../embeddings/results.js';
 
 /** Renders the text of a hit's dense vector (EmbeddingCache.floatText, bound to the cache). */
 export type FloatText = (key: string, item: CachedItem) => Buffer;

@@ -4,10 +4,9 @@
  * strict check of each reply (./multimodal-reply.ts).
  * The caller-facing shapes are built by the translator modules in ../translate/.
  */
-import { type CacheCounts, finishContents, lookupContents } from '../cache/lookup.js';
+import { finishContents, lookupContents } from '../cache/lookup.js';
 import type { CallContext } from '../http/call-context.js';
 import type { Admission } from '../ratelimit/governor.js';
-import type { VectorRef } from '../translate/openai-render.js';
 import { MULTIMODAL_EMBEDDING_PATH } from '../upstream/paths.js';
 import { admitChunks } from './admit.js';
 import { unusableReply as badReply, mapLimit } from './fan-out.js';
@@ -22,18 +21,9 @@ export {
   type MultimodalEmbeddingJob,
 } from './multimodal-input.js';
 
-export interface MultimodalEmbeddingResult {
-  /** One vector (fused) or one per content item, in input order. */
-  vectors: VectorRef[];
-  /** Usage as a single number for OpenAI-shaped replies (tokens, or ONE-PEACE's weighted total). */
-  tokens: number;
-  /** DashScope request ids, one per upstream call. */
-  upstreamRequestIds: string[];
-  /** The raw upstream body when exactly one call served the request. */
-  passthrough: Buffer | undefined;
-  /** Items served from the cache and not (undefined when the cache is off): the x-cache headers. */
-  cache?: CacheCounts | undefined;
-}
+import type { MultimodalEmbeddingResult } from './results.js';
+
+export type { MultimodalEmbeddingResult } from './results.js';
 
 /**
  * Looks the items up in the cache, then calls DashScope for the rest and checks the replies. A fused job is one

@@ -4,7 +4,7 @@
  * bounded-concurrency fan-out (all or nothing), and the strict check of each reply.
  * The caller-facing shapes are built by the translator modules in ../translate/.
  */
-import { type CacheCounts, finishTexts, lookupTexts } from '../cache/lookup.js';
+import { finishTexts, lookupTexts } from '../cache/lookup.js';
 import { invalidInput } from '../errors.js';
 import type { CallContext } from '../http/call-context.js';
 import type { TextEmbeddingModel } from '../models/index.js';
@@ -32,22 +32,9 @@ export interface TextEmbeddingJob {
   decode?: boolean;
 }
 
-export interface MergedItem {
-  buf: Buffer;
-  item: ScannedItem;
-}
+import type { MergedItem, TextEmbeddingResult } from './results.js';
 
-export interface TextEmbeddingResult {
-  /** One entry per input text, in input order. */
-  items: MergedItem[];
-  totalTokens: number;
-  /** DashScope request ids, one per upstream call, in chunk order. */
-  upstreamRequestIds: string[];
-  /** The raw upstream body when exactly one call served the request and its items were already in order. */
-  passthrough: Buffer | undefined;
-  /** Items served from the cache and not (undefined when the cache is off): the x-cache headers. */
-  cache?: CacheCounts | undefined;
-}
+export type { MergedItem, TextEmbeddingResult } from './results.js';
 
 /**
  * Checks each text: a non-empty string within the model's token limit (the token checks run after every text
