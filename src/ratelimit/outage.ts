@@ -74,9 +74,11 @@ export class Outage {
     for (const b of this.budgets()) {
       // Other replicas' calls are not known from here on. What this replica last saw in the shared window (b.logged:
       // every replica's calls, at its latest admission) counts against its share until one window has passed, so
-      // N replicas falling back together stay within limit − (N − 1) × that count in the window the outage began in,
-      // and each serves its share at once when the window was quiet.
-      b.fallbackFloor = 0;
+      // N replicas falling back together stay within limit − (N − 1) × that count in the window the outage began in.
+      // Calls reserved before the outage (paced into the future, by any replica) still go; this replica knows the
+      // shared log's tail as of its latest admission, so its local share starts once that tail's short window has
+      // passed (the per-second ceiling holds across the switch), not a whole window later.
+      b.fallbackFloor = Number.isFinite(b.sharedTail) ? b.sharedTail + b.limits.paceSpanMs : 0;
       b.local = new LocalLog(b.keepMs);
       const seen = Math.min(b.logged, b.share.calls);
       for (let i = 0; i < seen; i++) b.local.restore(`seen:${i}`, now, 0);

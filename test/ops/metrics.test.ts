@@ -54,7 +54,9 @@ describe('GET /metrics after real traffic', () => {
       METRICS_PORT: '0',
       // One call per window for v3 and no waiting: the second v3 request is refused by the budget ("late").
       RATE_LIMIT_MODELS: 'text-embedding-v3=1',
-      RATE_LIMIT_MAX_WAIT_MS: '0',
+      // Short enough that v3's second call (one per minute) is refused as late, long enough that the clock
+      // conversion between Redis-less pacing and the request's start never refuses an ordinary call.
+      RATE_LIMIT_MAX_WAIT_MS: '1000',
     },
   });
 
