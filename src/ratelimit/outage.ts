@@ -70,18 +70,13 @@ export class Outage {
     this.mode = 'fallback';
     this.since = Date.now();
     this.reason = err instanceof Error ? err.message : String(err);
-    const now = Date.now();
     for (const b of this.budgets()) {
-      // Other replicas' calls are not known from here on. What this replica last saw in the shared window (b.logged:
-      // every replica's calls, at its latest admission) counts against its share until one window has passed, so
-      // N replicas falling back together stay within limit − (N − 1) × that count in the window the outage began in.
-      // Calls reserved before the outage (paced into the future, by any replica) still go; this replica knows the
-      // shared log's tail as of its latest admission, so its local share starts once that tail's short window has
-      // passed (the per-second ceiling holds across the switch), not a whole window later.
-      b.fallbackFloor = Number.isFinite(b.sharedTail) ? b.sharedTail + b.limits.paceSpanMs : 0;
+      // The shared calls this replica knows of (reserved by any replica, some still in the future) may fill the
+      // window until the last of them leaves it; other replicas' calls are not known, so the local share starts only
+      // after that. Strict on purpose: a budget in use when Redis went away answers 429 (with a true Retry-After) for
+      // at most one window rather than risk DashScope's own limits; a budget idle for a window falls back at once.
+      b.fallbackFloor = Number.isFinite(b.sharedTail) ? b.sharedTail + b.limits.spanMs : 0;
       b.local = new LocalLog(b.keepMs);
-      const seen = Math.min(b.logged, b.share.calls);
-      for (let i = 0; i < seen; i++) b.local.restore(`seen:${i}`, now, 0);
     }
     this.log.warn(
       { err: this.reason, replicas: this.replicas },
