@@ -15,6 +15,7 @@ import { GatewayError } from '../errors.js';
 import { OPEN_PERMIT } from '../ratelimit/admission.js';
 import { budgetScope } from '../ratelimit/context.js';
 import type { Admission, Governor, Permit } from '../ratelimit/governor.js';
+import { type AttemptSignal, attemptSignal } from './deadline.js';
 import { badUpstreamReply, type UpstreamResponse, upstreamFailure } from './errors.js';
 import { ERROR_BODY_CAP, readCapped, readReply } from './reply-body.js';
 import { classify, errorCode } from './transport-errors.js';
@@ -28,19 +29,6 @@ import type { UpstreamObserver, UpstreamRequest, UpstreamStream, UpstreamTrace }
 const SELF_ADMITTED_DEADLINE_MS = 10 * 60_000;
 
 export { MAX_REPLY_BYTES } from './reply-body.js';
-
-/** A signal for one attempt: the caller's, and an abort when the deadline passes. */
-interface AttemptSignal {
-  signal: AbortSignal | undefined;
-  /** The deadline fired (rather than the caller leaving). */
-  expired(): boolean;
-  /**
-   * Stop the timer and unhook from the caller's signal (a split request's signal would collect one listener per
-   * attempt otherwise). A stream is disposed of once its headers are in: from then on the relay ends the upstream
-   * body itself when the caller leaves.
-   */
-  dispose(): void;
-}
 
 /** What a request's handlers use: the client with the calling key's defaults (its workspace) filled in. */
 export type UpstreamCalls = Pick<Upstream, 'call' | 'json' | 'stream' | 'scrub'>;
@@ -142,30 +130,7 @@ export class Upstream {
 
   /** The caller's signal joined with a timer that aborts at `req.deadline` (none without a deadline). */
   private attemptSignal(req: UpstreamRequest): AttemptSignal {
-    if (req.deadline === undefined) {
-      return { signal: req.signal, expired: () => false, dispose: () => {} };
-    }
-    const ac = new AbortController();
-    let expired = false;
-    const timer = setTimeout(
-      () => {
-        expired = true;
-        ac.abort(this.deadlineExceeded());
-      },
-      Math.max(0, req.deadline - Date.now()),
-    );
-    const caller = req.signal;
-    const onCallerAbort = (): void => ac.abort(caller?.reason);
-    if (caller?.aborted) onCallerAbort();
-    else caller?.addEventListener('abort', onCallerAbort, { once: true });
-    return {
-      signal: ac.signal,
-      expired: () => expired,
-      dispose: () => {
-        clearTimeout(timer);
-        caller?.removeEventListener('abort', onCallerAbort);
-      },
-    };
+    return attemptSignal(req.signal, req.deadline, () => this.deadlineExceeded());
   }
 
   /**
