@@ -12,9 +12,8 @@ import { type Dispatcher, Pool } from 'undici';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
-import { OPEN_PERMIT } from '../ratelimit/admission.js';
-import { budgetScope } from '../ratelimit/context.js';
 import type { Admission, Governor, Permit } from '../ratelimit/governor.js';
+import { attemptPermit } from './budget-permit.js';
 import { type AttemptSignal, attemptSignal } from './deadline.js';
 import { badUpstreamReply, type UpstreamResponse, upstreamFailure } from './errors.js';
 import { ERROR_BODY_CAP, readCapped, readReply } from './reply-body.js';
@@ -24,9 +23,6 @@ export type { UpstreamResponse } from './errors.js';
 export type { UpstreamObserver, UpstreamRequest, UpstreamStream, UpstreamTrace } from './types.js';
 
 import type { UpstreamObserver, UpstreamRequest, UpstreamStream, UpstreamTrace } from './types.js';
-
-/** A call admitted by the client itself may wait for the budget (RATE_LIMIT_MAX_WAIT_MS caps that) and then work. */
-const SELF_ADMITTED_DEADLINE_MS = 10 * 60_000;
 
 export { MAX_REPLY_BYTES } from './reply-body.js';
 
@@ -133,30 +129,13 @@ export class Upstream {
     return attemptSignal(req.signal, req.deadline, () => this.deadlineExceeded());
   }
 
-  /**
-   * The budget's permit for one attempt: the first attempt waits for its slot (paced), a retry takes one more unit
-   * within the request's deadline. A call without an admission is admitted here, as a request of one call.
-   */
-  private async permit(
+  private permit(
     req: UpstreamRequest,
     attempt: number,
     own: { adm?: Admission },
     signal: AbortSignal | undefined,
   ): Promise<Permit> {
-    if (!this.governor) return OPEN_PERMIT;
-    let adm = req.admission ?? own.adm;
-    if (!adm) {
-      own.adm = adm = await this.governor.admit({
-        model: req.model,
-        calls: 1,
-        tokens: [req.tokens ?? 0],
-        caller: budgetScope.getStore()?.caller ?? 'anonymous',
-        deadline: req.deadline ?? Date.now() + SELF_ADMITTED_DEADLINE_MS,
-        ...(signal ? { signal } : {}),
-      });
-    }
-    if (attempt > 1) return adm.retry(signal);
-    return adm.slot(req.admission ? (req.slot ?? 0) : 0, signal);
+    return attemptPermit(this.governor, req, attempt, own, signal);
   }
 
   /**
