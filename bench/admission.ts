@@ -29,7 +29,8 @@ const governor = createGovernor({
 });
 await governor.waitForRedis(2_000);
 
-const pct = (xs: number[], p: number): number => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const pct = (xs: number[], p: number): number =>
+  xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 for (const calls of [1, 10]) {
   const times: number[] = [];
   for (let i = 0; i < 3_200; i++) {

@@ -60,6 +60,10 @@ describe.skipIf(!haveRedis)('shared upstream governor (Redis)', () => {
       }
     }
     const calls = upstreamCalls(stacks[0]!.emu, NATIVE);
+    const at = calls.map((c) => c.at);
+    process.stderr.write(
+      `3 gateways, 300 mixed requests: ${calls.length} upstream calls; most in any 60 s window ${maxInWindow(at, 60_000)} (budget 120), in any 1 s window ${maxInWindow(at, 1000)} (ceiling 2)\n`,
+    );
     // The guarantee, on the upstream's own arrival clock: no call refused by DashScope's limiter.
     expect(calls.length).toBeGreaterThanOrEqual(6);
     expect(
