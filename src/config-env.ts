@@ -145,7 +145,8 @@ export const EnvSchema = z.object({
     .default('dsgw:'),
   CALLER_RATE_LIMITS: callerLimits.default(new Map()),
   // Embedding cache (src/cache/): a memory tier bounded in bytes, plus Redis (shared by replicas) with REDIS_URL.
-  EMBEDDING_CACHE: z.enum(['on', 'off']).default('on'),
+  // Off unless asked for: it keeps callers' vectors (and, in Redis, for days); npm run demo turns it on.
+  EMBEDDING_CACHE: z.enum(['on', 'off']).default('off'),
   EMBEDDING_CACHE_SCOPE: z.enum(['shared', 'caller']).default('caller'),
   EMBEDDING_CACHE_URLS: bool.default(false),
   EMBEDDING_CACHE_MEMORY_BYTES: int(0, 64 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),

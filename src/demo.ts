@@ -39,13 +39,15 @@ try {
     DASHSCOPE_BASE_URL: emu.url,
     GATEWAY_API_KEYS: process.env.GATEWAY_API_KEYS ?? `demo:${DEMO_CALLER_KEY}`,
     RATE_LIMIT_RPM: process.env.RATE_LIMIT_RPM ?? DEMO_RATE_LIMIT_RPM,
+    // The embedding cache is off by default in production (it keeps callers' vectors); the demo shows it.
+    EMBEDDING_CACHE: process.env.EMBEDDING_CACHE ?? 'on',
   });
   app = await buildApp(config);
   const address = await app.listen({ port: config.port, host: config.host });
   const key = config.gatewayKeys[0]?.key ?? DEMO_CALLER_KEY;
   process.stdout.write(`
 dashscope-gateway demo: gateway ${address} → built-in DashScope emulator ${emu.url}
-Upstream budget: ${config.upstreamBudget.defaultLimit} calls per model per ${config.upstreamBudget.windowMs / 1000} s (RATE_LIMIT_RPM; the demo's default is ${DEMO_RATE_LIMIT_RPM}).
+Upstream budget: ${config.upstreamBudget.defaultLimit} calls per model per ${config.upstreamBudget.windowMs / 1000} s (RATE_LIMIT_RPM; the demo's default is ${DEMO_RATE_LIMIT_RPM}). Embedding cache: ${config.embeddingCache.enabled ? 'on' : 'off'} (EMBEDDING_CACHE; on in the demo).
 Try it:
 
   curl -s ${address}/v1/embeddings \\

@@ -15,9 +15,9 @@ function problems(env: Record<string, string>): string[] {
 }
 
 describe('embedding cache settings', () => {
-  it('default to on, per-caller scope, no URL keys, 64 MiB in memory, 7 days in Redis', () => {
+  it('default to off (the demo turns it on), per-caller scope, no URL keys, 64 MiB in memory, 7 days in Redis', () => {
     expect(loadConfig(base).embeddingCache).toEqual({
-      enabled: true,
+      enabled: false,
       scope: 'caller',
       cacheUrls: false,
       memoryBytes: 64 * 1024 * 1024,
@@ -31,7 +31,7 @@ describe('embedding cache settings', () => {
   it('read every setting', () => {
     const c = loadConfig({
       ...base,
-      EMBEDDING_CACHE: 'off',
+      EMBEDDING_CACHE: 'on',
       EMBEDDING_CACHE_SCOPE: 'shared',
       EMBEDDING_CACHE_URLS: 'true',
       EMBEDDING_CACHE_MEMORY_BYTES: '0',
@@ -41,7 +41,7 @@ describe('embedding cache settings', () => {
       EMBEDDING_CACHE_MAX_PENDING_WRITES: '5',
     }).embeddingCache;
     expect(c).toEqual({
-      enabled: false,
+      enabled: true,
       scope: 'shared',
       cacheUrls: true,
       memoryBytes: 0,
