@@ -3,15 +3,15 @@
  * carry the TTL, a Redis hit printed as float text is printed once, and a Redis that is down, dies, hangs or holds
  * garbage produces misses, never failures.
  */
-import { existsSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { EmbeddingCache, type EmbeddingCacheSettings } from '../../src/cache/cache.js';
 import type { CachedItem } from '../../src/cache/entry.js';
-import { createRedis } from '../../src/redis.js';
+import { createRedis, type RedisClient } from '../../src/redis.js';
 import { hasRedisServer, OwnRedis, requireRedis, uniquePrefix } from '../ratelimit/support.js';
 import { freePort } from '../support/ports.js';
+import { RedisCluster } from '../support/redis-cluster.js';
 
 const redisUrl = inject('redisUrl');
 const haveRedis = requireRedis(redisUrl, 'the embedding cache Redis tier test');
@@ -220,7 +220,42 @@ describe('embedding cache, Redis unavailable', () => {
   );
 });
 
-const clusterSupport = new URL('../support/redis-cluster.ts', import.meta.url);
-describe.skipIf(!existsSync(clusterSupport))('embedding cache on a Redis Cluster', () => {
-  it.todo('shares hits across slots (test/support/redis-cluster.ts landed: wire it here)');
+describe.skipIf(!haveRedis || !hasRedisServer())('embedding cache on a Redis Cluster', () => {
+  it('shares hits between two instances across the slots of a real 3-node cluster', async () => {
+    const cluster = new RedisCluster();
+    await cluster.start();
+    const clusterClients: RedisClient[] = [];
+    try {
+      const connect = async (): Promise<RedisClient> => {
+        const c = await createRedis(cluster.url);
+        c.on('error', () => {});
+        clusterClients.push(c);
+        if (c.status !== 'ready') {
+          await new Promise<void>((resolve, reject) => {
+            const t = setTimeout(() => reject(new Error('the cluster client did not become ready')), 10_000);
+            c.once('ready', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          });
+        }
+        return c;
+      };
+      const prefix = uniquePrefix('emb-cluster');
+      const a = new EmbeddingCache(settings(prefix), await connect());
+      const b = new EmbeddingCache(settings(prefix), await connect());
+      // 24 keys hash to slots on every node: per-key commands, no CROSSSLOT.
+      const entries: [string, CachedItem][] = Array.from({ length: 24 }, (_, i) => [`k${i}`, item(i + 1)]);
+      a.setMany(entries);
+      await a.idle();
+      const got = await b.getMany(entries.map(([k]) => k));
+      expect(got.every((g) => g !== undefined)).toBe(true);
+      for (let i = 0; i < entries.length; i++)
+        expect(bits(got[i]!.dense)).toEqual(bits(entries[i]![1].dense));
+      expect(b.stats()).toMatchObject({ redisHits: 24, redisErrors: 0 });
+    } finally {
+      for (const c of clusterClients) c.disconnect();
+      await cluster.stop();
+    }
+  }, 60_000);
 });
