@@ -17,6 +17,7 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { HttpLimits } from '../config.js';
 import { dialectFor, type GatewayError, invalidInput, renderError } from '../errors.js';
+import { TASK_ID_RULE } from '../tasks/ownership.js';
 
 /**
  * After the early response is written the gateway stops sending (FIN) but still reads, and discards, what the
@@ -123,9 +124,6 @@ export function frameworkErrorHandler(
     .type('application/json')
     .send(rendered.body);
 }
-
-/** The task-id rule, worded as src/tasks/ownership.ts words it (taskIdParam). */
-export const TASK_ID_RULE = 'must be 1 to 100 characters of A-Z, a-z, 0-9 and "-"';
 
 /**
  * A reply sent while the request body is still arriving closes the connection after a short linger, instead of

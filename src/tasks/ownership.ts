@@ -16,12 +16,14 @@ import { TaskStoreUnavailable } from './owner-store.js';
  * DashScope task ids are UUIDs; this is looser, but keeps anything path-like or odd away from the upstream URL.
  */
 export const TASK_ID = /^[A-Za-z0-9-]{1,100}$/;
+/** How the rule is worded in 400s (a task id in the path, or one too long for the router). */
+export const TASK_ID_RULE = 'must be 1 to 100 characters of A-Z, a-z, 0-9 and "-"';
 
 /** The task id path parameter, checked. */
 export function taskIdParam(request: FastifyRequest): string {
   const id = (request.params as { id?: unknown }).id;
   if (typeof id !== 'string' || !TASK_ID.test(id)) {
-    throw invalidInput('task_id', 'must be 1 to 100 characters of A-Z, a-z, 0-9 and "-"');
+    throw invalidInput('task_id', TASK_ID_RULE);
   }
   return id;
 }

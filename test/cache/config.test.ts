@@ -1,18 +1,11 @@
 /** The EMBEDDING_CACHE_* settings: documented defaults, accepted spellings, and bounds reported by name. */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
+import { configProblems } from '../support/config.js';
 
 const base = { DASHSCOPE_API_KEY: 'sk-upstream-123', GATEWAY_API_KEYS: 'svc:key-for-svc-1' };
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig({ ...base, ...env });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problems = (env: Record<string, string>): string[] => configProblems({ ...base, ...env });
 
 describe('embedding cache settings', () => {
   it('default to off (the demo turns it on), per-caller scope, no URL keys, 64 MiB in memory, 7 days in Redis', () => {

@@ -3,19 +3,12 @@
  * together so no limit can cut a request another one still allows.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
+import { configProblems } from '../support/config.js';
 
 const BASE = { DASHSCOPE_API_KEY: 'sk-config-test-0123456789', GATEWAY_API_KEYS: 'a:gw-config-key-0001' };
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig({ ...BASE, ...env });
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-}
+const problems = (env: Record<string, string>): string[] => configProblems({ ...BASE, ...env });
 
 describe('connection, body and deadline settings', () => {
   it('defaults: depth 64, body 30 s, headers 10 s, idle 300 s, keep-alive 65 s, request 120 s, stream idle 60 s', () => {

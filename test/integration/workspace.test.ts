@@ -5,8 +5,9 @@
  * conversation call; and the GATEWAY_API_KEYS forms the parser accepts and refuses.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
 import { auth, startStack, UPSTREAM_KEY, upstreamCalls, useStack, WORKSPACE } from '../helpers.js';
+import { configProblems } from '../support/config.js';
 
 const ALICE_KEY = 'gw-alice-ws-key-0001';
 const BOB_KEY = 'gw-bob-default-key-0002';
@@ -128,15 +129,8 @@ describe('per-caller workspace without DASHSCOPE_WORKSPACE', () => {
 
 describe('GATEWAY_API_KEYS with workspaces', () => {
   const load = (keys: string) => loadConfig({ DASHSCOPE_API_KEY: UPSTREAM_KEY, GATEWAY_API_KEYS: keys });
-  const problems = (keys: string): string[] => {
-    try {
-      load(keys);
-    } catch (err) {
-      if (err instanceof ConfigError) return err.problems;
-      throw err;
-    }
-    return [];
-  };
+  const problems = (keys: string): string[] =>
+    configProblems({ DASHSCOPE_API_KEY: UPSTREAM_KEY, GATEWAY_API_KEYS: keys });
 
   it('accepts name:key (as before) and name:key:workspace side by side', () => {
     expect(load(`a:${ALICE_KEY}, b:${BOB_KEY}:llm-b_2 `).gatewayKeys).toEqual([

@@ -1,18 +1,11 @@
 /** SHUTDOWN_* settings: defaults, bounds, and the drain delay must end before the hard timeout. */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
+import { configProblems } from '../support/config.js';
 
 const BASE = { DASHSCOPE_API_KEY: 'sk-shutdown-config-0123', GATEWAY_API_KEYS: 'ops:gw-ops-key-0001' };
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig({ ...BASE, ...env });
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-}
+const problems = (env: Record<string, string>): string[] => configProblems({ ...BASE, ...env });
 
 describe('SHUTDOWN_DRAIN_DELAY_MS and SHUTDOWN_TIMEOUT_MS', () => {
   it('default to 5 s of drain and a 25 s hard limit', () => {

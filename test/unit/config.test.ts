@@ -1,17 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { configProblems } from '../support/config.js';
 
 const base = { DASHSCOPE_API_KEY: 'sk-upstream-123', GATEWAY_API_KEYS: 'svc:key-for-svc-1' };
 
-function problems(env: Record<string, string | undefined>, readFile?: (p: string) => string): string[] {
-  try {
-    loadConfig(env, readFile);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problems = configProblems;
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
