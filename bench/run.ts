@@ -17,7 +17,7 @@
  *
  * Options: --duration <s> (8, per case) --rounds <n> (4) --warmup <s> (1.5, per case, once)
  *          --connections <n> (32) --cases <regex> (all)
- *          --profile (the reference and the LOG_LEVEL=warn gateway write a .cpuprofile under bench/results/profiles/)
+ *          --profile (every server process but the upstream writes a .cpuprofile under bench/results/profiles/<role>/)
  *          --gateway-flags '<node flags>' (for both gateway children, e.g. --max-semi-space-size=8)
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -525,7 +525,10 @@ async function main(): Promise<void> {
           logLevel: 'info',
           env: { EMBEDDING_CACHE: 'off' },
         },
-        { stdoutFile: join(RESULTS, 'gateway-info.log'), execArgv: GATEWAY_FLAGS },
+        {
+          stdoutFile: join(RESULTS, 'gateway-info.log'),
+          execArgv: [...GATEWAY_FLAGS, ...profileArgv('gateway-info')],
+        },
       ),
       startChild(
         'gateway-cache',
@@ -537,7 +540,10 @@ async function main(): Promise<void> {
           logLevel: 'warn',
           env: { EMBEDDING_CACHE: 'on' },
         },
-        { stdoutFile: join(RESULTS, 'gateway-cache.log'), execArgv: GATEWAY_FLAGS },
+        {
+          stdoutFile: join(RESULTS, 'gateway-cache.log'),
+          execArgv: [...GATEWAY_FLAGS, ...profileArgv('gateway-cache')],
+        },
       ),
     ]);
     children.push(reference, gateway, gatewayInfo, gatewayCache);

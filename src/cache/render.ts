@@ -4,6 +4,7 @@
  * other renderers do; a fused vector is one item of type `fusion` (the shape qwen3-vl answers with enable_fusion)
  * or, for a model whose output is always fused (ONE-PEACE), `output.embedding`.
  */
+import type { Parts } from '../http/parts-body.js';
 import type { VectorRef } from '../translate/openai-render.js';
 import { modalityOf } from './merge.js';
 
@@ -13,7 +14,7 @@ export function renderNativeMultimodal(
   shape: 'items' | 'fused',
   usage: Record<string, unknown>,
   requestId: string,
-): Buffer {
+): Parts {
   const parts: Buffer[] = [];
   let text = '{"output":{';
   if (shape === 'fused') {
@@ -32,7 +33,7 @@ export function renderNativeMultimodal(
   }
   text += `},"usage":${JSON.stringify(usage)},"request_id":${JSON.stringify(requestId)}}`;
   parts.push(Buffer.from(text));
-  return Buffer.concat(parts);
+  return parts;
 }
 
 /**
@@ -48,8 +49,8 @@ export function multimodalToNative(
     model: { output: 'fused' | 'per-item' };
   },
   requestId: string,
-): Buffer {
-  if (result.passthrough) return result.passthrough;
+): Parts {
+  if (result.passthrough) return [result.passthrough];
   if (job.model.output === 'fused') {
     return renderNativeMultimodal(result.vectors, [], 'fused', { total_usage: result.tokens }, requestId);
   }

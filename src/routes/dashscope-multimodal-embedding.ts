@@ -4,6 +4,7 @@ import { xCacheHeaders } from '../cache/lookup.js';
 import { multimodalToNative } from '../cache/render.js';
 import { runMultimodalEmbedding } from '../embeddings/multimodal-pipeline.js';
 import { callContext } from '../http/call-context.js';
+import { sendJsonParts } from '../http/parts-body.js';
 import {
   NativeMultimodalEmbeddingBody,
   nativeToMultimodalJob,
@@ -25,6 +26,6 @@ export async function dashscopeMultimodalEmbeddingRoutes(app: FastifyInstance): 
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
     // DashScope's body when one call served everything (more items than one call takes are refused above), else
     // a body built from the vectors the cache and the upstream call gave.
-    return reply.type('application/json').send(multimodalToNative(result, job, request.id));
+    return sendJsonParts(reply, multimodalToNative(result, job, request.id));
   });
 }

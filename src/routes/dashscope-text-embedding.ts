@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { xCacheHeaders } from '../cache/lookup.js';
 import { runTextEmbedding } from '../embeddings/text-pipeline.js';
 import { callContext } from '../http/call-context.js';
+import { sendJsonParts } from '../http/parts-body.js';
 import { isAsyncSubmission, submitTextEmbeddingTask } from '../tasks/submit.js';
 import {
   NativeTextEmbeddingBody,
@@ -26,6 +27,6 @@ export async function dashscopeTextEmbeddingRoutes(app: FastifyInstance): Promis
     reply.headers(xCacheHeaders(result.cache));
     request.ctx.tokens = result.totalTokens;
     reply.header('x-dashscope-request-id', result.upstreamRequestIds.join(','));
-    return reply.type('application/json').send(textResultToNative(result, request.id));
+    return sendJsonParts(reply, textResultToNative(result, request.id));
   });
 }

@@ -8,6 +8,7 @@ import { runMultimodalEmbedding } from '../embeddings/multimodal-pipeline.js';
 import { runTextEmbedding } from '../embeddings/text-pipeline.js';
 import { invalidInput } from '../errors.js';
 import { callContext } from '../http/call-context.js';
+import { type Parts, sendJsonParts } from '../http/parts-body.js';
 import type { Model } from '../models/index.js';
 import { OpenAIEmbeddingsBody, type OpenAIEmbeddingsRequest } from '../translate/openai-embeddings-schema.js';
 import { multimodalResultToOpenAI, openAIToMultimodalJob } from '../translate/openai-multimodal-embedding.js';
@@ -23,7 +24,7 @@ type FamilyHandler<M extends Model> = (
   reply: FastifyReply,
   req: OpenAIEmbeddingsRequest,
   model: M,
-) => Promise<Buffer>;
+) => Promise<Parts>;
 
 /** The families /v1/embeddings serves and the translator for each: a new embedding family adds one entry. */
 const FAMILIES: { [K in EmbeddingKind]: FamilyHandler<Extract<Model, { kind: K }>> } = {
@@ -71,7 +72,7 @@ export async function openAIEmbeddingsRoutes(app: FastifyInstance): Promise<void
       }
       // The lookup is keyed by kind, so the entry found takes this model's type; TypeScript cannot correlate the two.
       const serve = FAMILIES[model.kind] as FamilyHandler<Model>;
-      return reply.type('application/json').send(await serve(request, reply, req, model));
+      return sendJsonParts(reply, await serve(request, reply, req, model));
     });
   }
 }

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { checkTexts, type TextEmbeddingJob, type TextEmbeddingResult } from '../embeddings/text-pipeline.js';
 import { invalidInput } from '../errors.js';
+import type { Parts } from '../http/parts-body.js';
 import type { TextEmbeddingModel } from '../models/index.js';
 import type { TokenChecker } from '../tokens/index.js';
 import { parseBody } from '../validation.js';
@@ -60,8 +61,8 @@ export async function nativeToTextJob(
 }
 
 /** Native reply: the upstream body itself when one in-order call served it, else a merged body. */
-export function textResultToNative(result: TextEmbeddingResult, requestId: string): Buffer {
-  if (result.passthrough) return result.passthrough;
+export function textResultToNative(result: TextEmbeddingResult, requestId: string): Parts {
+  if (result.passthrough) return [result.passthrough];
   const parts: Buffer[] = [];
   let text = '{"output":{"embeddings":[';
   result.items.forEach(({ buf, item }, i) => {
@@ -80,5 +81,5 @@ export function textResultToNative(result: TextEmbeddingResult, requestId: strin
   });
   text += `]},"usage":{"total_tokens":${result.totalTokens}},"request_id":${JSON.stringify(requestId)}}`;
   parts.push(Buffer.from(text));
-  return Buffer.concat(parts);
+  return parts;
 }

@@ -16,6 +16,7 @@ import {
   type MultimodalEmbeddingResult,
 } from '../embeddings/multimodal-pipeline.js';
 import { invalidInput } from '../errors.js';
+import type { Parts } from '../http/parts-body.js';
 import type { MultimodalEmbeddingModel } from '../models/multimodal-embedding.js';
 import type { OpenAIEmbeddingsRequest } from './openai-embeddings-schema.js';
 import { renderOpenAIEmbeddings } from './openai-render.js';
@@ -91,6 +92,6 @@ export async function openAIToMultimodalJob(
 export function multimodalResultToOpenAI(
   req: OpenAIEmbeddingsRequest,
   result: MultimodalEmbeddingResult,
-): Buffer {
+): Parts {
   return renderOpenAIEmbeddings(req.model, result.vectors, result.tokens, req.encoding_format ?? 'float');
 }

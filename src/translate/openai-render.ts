@@ -1,12 +1,13 @@
 /**
  * Builds OpenAI-shaped embedding replies by splicing the upstream's raw vector bytes (float) or encoding them
- * (base64), without re-serialising numbers. Shared by every /v1/embeddings translator.
+ * (base64), without re-serialising numbers, as Buffer parts (sent without a copy: src/http/parts-body.ts). Shared by every /v1/embeddings translator.
  *
  * base64 is standard base64 of little-endian float32, which is what the `openai` SDK decodes. The gateway does
  * the encoding itself: DashScope's compatible mode only speaks float, and an SDK that asked for base64 but gets a
  * float array silently produces a vector a quarter as long.
  */
 import { endianness } from 'node:os';
+import type { Parts } from '../http/parts-body.js';
 import { type Span, spanToFloat32 } from '../upstream/embedding-scan.js';
 
 export type EncodingFormat = 'float' | 'base64';
@@ -35,7 +36,7 @@ export function renderOpenAIEmbeddings(
   vectors: readonly VectorRef[],
   tokens: number,
   encoding: EncodingFormat,
-): Buffer {
+): Parts {
   const parts: Buffer[] = [];
   let text = '{"object":"list","data":[';
   for (let i = 0; i < vectors.length; i++) {
@@ -50,5 +51,5 @@ export function renderOpenAIEmbeddings(
   }
   text += `],"model":${JSON.stringify(model)},"usage":{"prompt_tokens":${tokens},"total_tokens":${tokens}}}`;
   parts.push(Buffer.from(text));
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  return parts;
 }

@@ -6,6 +6,7 @@
 
 import { checkTexts, type TextEmbeddingJob, type TextEmbeddingResult } from '../embeddings/text-pipeline.js';
 import { invalidInput } from '../errors.js';
+import type { Parts } from '../http/parts-body.js';
 import type { TextEmbeddingModel } from '../models/index.js';
 import type { TokenChecker } from '../tokens/index.js';
 import type { OpenAIEmbeddingsRequest } from './openai-embeddings-schema.js';
@@ -43,7 +44,7 @@ export async function openAIToTextJob(
   };
 }
 
-export function textResultToOpenAI(req: OpenAIEmbeddingsRequest, result: TextEmbeddingResult): Buffer {
+export function textResultToOpenAI(req: OpenAIEmbeddingsRequest, result: TextEmbeddingResult): Parts {
   const vectors = result.items.map(({ buf, item }) => ({ buf, span: item.embedding!, values: item.values }));
   return renderOpenAIEmbeddings(req.model, vectors, result.totalTokens, req.encoding_format ?? 'float');
 }

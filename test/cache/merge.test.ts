@@ -30,6 +30,7 @@ import {
 } from '../../src/embeddings/text-pipeline.js';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
 import type { CallContext } from '../../src/http/call-context.js';
+import { joinParts } from '../../src/http/parts-body.js';
 import { buildModelTable } from '../../src/models/index.js';
 import type { MultimodalEmbeddingModel } from '../../src/models/multimodal-embedding.js';
 import type { TextEmbeddingModel } from '../../src/models/text-embedding.js';
@@ -143,9 +144,9 @@ describe('text: plan and merge', () => {
       'x-cache-hits': '3',
       'x-cache-misses': '2',
     });
-    const body = textResultToNative(second.merged.result, 'rid');
+    const body = joinParts(textResultToNative(second.merged.result, 'rid'));
     const ref = await reference(textJob(texts));
-    const refBody = textResultToNative(ref, 'rid');
+    const refBody = joinParts(textResultToNative(ref, 'rid'));
     // Same items, same numbers, same sparse values, same text of each vector.
     expect(nativeItems(body)).toEqual(nativeItems(refBody));
     expect(embeddingTexts(body)).toEqual(embeddingTexts(refBody));
@@ -159,7 +160,7 @@ describe('text: plan and merge', () => {
     const third = await cachedText(cache, textJob(['beta', 'alpha']), true);
     expect(third.sent).toEqual([]);
     expect(cacheHeaders(third.p)['x-cache']).toBe('hit');
-    const hitBody = textResultToNative(third.merged.result, 'rid');
+    const hitBody = joinParts(textResultToNative(third.merged.result, 'rid'));
     expect(JSON.parse(hitBody.toString())).toMatchObject({ usage: { total_tokens: 0 } });
     expect(nativeItems(hitBody).map((i) => i.text_index)).toEqual([0, 1]);
   });
@@ -172,7 +173,9 @@ describe('text: plan and merge', () => {
     const other = { ...textJob(['one'], 'dense'), dimension: 512, parameters: { dimension: 512 } };
     const again = await cachedText(cache, other, true);
     expect(again.sent).toEqual([['one']]);
-    expect(nativeItems(textResultToNative(again.merged.result, 'r'))[0]!.embedding).toHaveLength(512);
+    expect(nativeItems(joinParts(textResultToNative(again.merged.result, 'r')))[0]!.embedding).toHaveLength(
+      512,
+    );
   });
 
   it('serves sparse-only output from the cache as the same bytes', async () => {
@@ -181,8 +184,8 @@ describe('text: plan and merge', () => {
     const miss = await cachedText(cache, job, true);
     const hit = await cachedText(cache, job, true);
     expect(hit.sent).toEqual([]);
-    const missBody = textResultToNative(miss.merged.result, 'r').toString();
-    const hitBody = textResultToNative(hit.merged.result, 'r').toString();
+    const missBody = joinParts(textResultToNative(miss.merged.result, 'r')).toString();
+    const hitBody = joinParts(textResultToNative(hit.merged.result, 'r')).toString();
     expect(missBody).toContain('sparse_embedding');
     expect(missBody).not.toContain('"embedding"');
     // Byte for byte up to usage (usage and request_id differ: a hit bills nothing and has no upstream id).
@@ -209,8 +212,10 @@ describe('text: plan and merge', () => {
         span: item.embedding!,
         values: item.values,
       }));
-      const got = renderOpenAIEmbeddings('text-embedding-v4', vectors, 0, encoding);
-      expect(got.equals(renderOpenAIEmbeddings('text-embedding-v4', refs, 0, encoding))).toBe(true);
+      const got = joinParts(renderOpenAIEmbeddings('text-embedding-v4', vectors, 0, encoding));
+      expect(got.equals(joinParts(renderOpenAIEmbeddings('text-embedding-v4', refs, 0, encoding)))).toBe(
+        true,
+      );
     }
   });
 });
@@ -234,11 +239,11 @@ describe.skipIf(!requireRedis(redisUrl, 'the cache merge test through Redis'))(
         };
         const miss = await cachedText(a, job, true);
         await a.idle();
-        const missBody = textResultToNative(miss.merged.result, 'r');
+        const missBody = joinParts(textResultToNative(miss.merged.result, 'r'));
         const hit = await cachedText(b, job, true);
         expect(hit.sent).toEqual([]);
         expect(b.stats()).toMatchObject({ redisHits: 10, renders: 10 });
-        const hitBody = textResultToNative(hit.merged.result, 'r');
+        const hitBody = joinParts(textResultToNative(hit.merged.result, 'r'));
         expect(embeddingTexts(hitBody)).toEqual(embeddingTexts(missBody));
         expect(nativeItems(hitBody)).toEqual(nativeItems(missBody));
       } finally {
@@ -290,12 +295,14 @@ describe('multimodal: plan and merge', () => {
     const second = await cachedItems(cache, mmJob([b, c, a]));
     expect(second.calls).toBe(1);
     expect(cacheHeaders(second.p)['x-cache']).toBe('partial');
-    const body = renderNativeMultimodal(
-      second.merged.result.vectors,
-      second.merged.types,
-      'items',
-      { input_tokens: second.merged.result.tokens },
-      'r',
+    const body = joinParts(
+      renderNativeMultimodal(
+        second.merged.result.vectors,
+        second.merged.types,
+        'items',
+        { input_tokens: second.merged.result.tokens },
+        'r',
+      ),
     );
     const ref = await runMultimodalEmbedding(ctx(), mmJob([b, c, a]));
     const refJson = JSON.parse(ref.passthrough!.toString()) as { output: unknown };
@@ -320,12 +327,8 @@ describe('multimodal: plan and merge', () => {
     const [hit] = await cache.getMany([key]);
     const served = mergeFused(key, hit, undefined, (k, i) => cache.floatText(k, i));
     expect(served.result.tokens).toBe(0);
-    const body = renderNativeMultimodal(
-      served.result.vectors,
-      served.types,
-      'fused',
-      { total_usage: 0 },
-      'r',
+    const body = joinParts(
+      renderNativeMultimodal(served.result.vectors, served.types, 'fused', { total_usage: 0 }, 'r'),
     );
     expect(embeddingTexts(body)).toEqual(embeddingTexts(up.passthrough!));
     // Swapping the factors is another request.

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TextEmbeddingResult } from '../../src/embeddings/text-pipeline.js';
+import { joinParts } from '../../src/http/parts-body.js';
 import { textResultToNative } from '../../src/translate/native-text-embedding.js';
 import { float32Base64, renderOpenAIEmbeddings, type VectorRef } from '../../src/translate/openai-render.js';
 import { scanEmbeddingReply } from '../../src/upstream/embedding-scan.js';
@@ -63,7 +64,7 @@ describe('float32Base64', () => {
 describe('renderOpenAIEmbeddings', () => {
   it('float: valid JSON whose embeddings are the upstream bytes exactly, indexed in the given order', () => {
     const vectors = refs(false);
-    const out = renderOpenAIEmbeddings('text-embedding-v4 "x"', vectors, 9, 'float');
+    const out = joinParts(renderOpenAIEmbeddings('text-embedding-v4 "x"', vectors, 9, 'float'));
     const text = out.toString('utf8');
     const json = JSON.parse(text) as OpenAIReply;
     expect(json.object).toBe('list');
@@ -86,7 +87,7 @@ describe('renderOpenAIEmbeddings', () => {
       const vectors = refs(decode);
       expect(vectors.every((v) => (v.values !== undefined) === decode)).toBe(true);
       const json = JSON.parse(
-        renderOpenAIEmbeddings('m', vectors, 9, 'base64').toString('utf8'),
+        joinParts(renderOpenAIEmbeddings('m', vectors, 9, 'base64')).toString('utf8'),
       ) as OpenAIReply;
       json.data.forEach((d, i) => {
         expect(typeof d.embedding).toBe('string');
@@ -100,7 +101,7 @@ describe('renderOpenAIEmbeddings', () => {
   });
 
   it('renders an empty list and a zero-length vector', () => {
-    expect(JSON.parse(renderOpenAIEmbeddings('m', [], 0, 'float').toString())).toEqual({
+    expect(JSON.parse(joinParts(renderOpenAIEmbeddings('m', [], 0, 'float')).toString())).toEqual({
       object: 'list',
       data: [],
       model: 'm',
@@ -110,7 +111,7 @@ describe('renderOpenAIEmbeddings', () => {
     const fused = scanEmbeddingReply(buf).fused!;
     for (const enc of ['float', 'base64'] as const) {
       const json = JSON.parse(
-        renderOpenAIEmbeddings('m', [{ buf, span: fused.embedding }], 1, enc).toString(),
+        joinParts(renderOpenAIEmbeddings('m', [{ buf, span: fused.embedding }], 1, enc)).toString(),
       ) as OpenAIReply;
       expect(json.data[0]!.embedding).toEqual(enc === 'float' ? [] : '');
     }
@@ -128,7 +129,7 @@ describe('textResultToNative', () => {
 
   it('returns the upstream body itself when one in-order call served the request', () => {
     const body = Buffer.from(REPLY);
-    expect(textResultToNative(result({ passthrough: body }), 'gw-1')).toBe(body);
+    expect(joinParts(textResultToNative(result({ passthrough: body }), 'gw-1'))).toBe(body);
   });
 
   it('merges items from several upstream bodies: valid JSON, re-indexed, vectors and extras kept byte for byte', () => {
@@ -145,9 +146,8 @@ describe('textResultToNative', () => {
       { buf: b, item: sb[0]! },
       { buf: b, item: sb[1]! },
     ];
-    const out = textResultToNative(
-      result({ items, totalTokens: 13, upstreamRequestIds: ['up-1', 'up-2'] }),
-      'gw-"1"',
+    const out = joinParts(
+      textResultToNative(result({ items, totalTokens: 13, upstreamRequestIds: ['up-1', 'up-2'] }), 'gw-"1"'),
     );
     const text = out.toString('utf8');
     const json = JSON.parse(text) as {
@@ -176,7 +176,7 @@ describe('textResultToNative', () => {
   });
 
   it('renders an empty merge as valid JSON', () => {
-    expect(JSON.parse(textResultToNative(result({ totalTokens: 0 }), 'g').toString())).toEqual({
+    expect(JSON.parse(joinParts(textResultToNative(result({ totalTokens: 0 }), 'g')).toString())).toEqual({
       output: { embeddings: [] },
       usage: { total_tokens: 0 },
       request_id: 'g',

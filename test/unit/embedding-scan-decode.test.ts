@@ -6,6 +6,7 @@
  * are not finite as float32 (1e400, 3.5e38, long integers) are refused by both modes alike.
  */
 import { describe, expect, it } from 'vitest';
+import { joinParts } from '../../src/http/parts-body.js';
 import { renderOpenAIEmbeddings } from '../../src/translate/openai-render.js';
 import { ScanError, scanEmbeddingReply } from '../../src/upstream/embedding-scan.js';
 
@@ -259,8 +260,8 @@ describe('scanEmbeddingReply({ decode: true })', () => {
       span: it.embedding!,
       values: it.values,
     }));
-    const a = renderOpenAIEmbeddings('m', plain, 5, 'base64').toString();
-    expect(renderOpenAIEmbeddings('m', decoded, 5, 'base64').toString()).toBe(a);
+    const a = joinParts(renderOpenAIEmbeddings('m', plain, 5, 'base64')).toString();
+    expect(joinParts(renderOpenAIEmbeddings('m', decoded, 5, 'base64')).toString()).toBe(a);
     const data = (JSON.parse(a) as { data: { embedding: string }[] }).data;
     data.forEach((d, k) => {
       const b = Buffer.from(d.embedding, 'base64');
