@@ -19,9 +19,11 @@
  *          --connections <n> (32) --cases <regex> (all)
  *          --profile (every server process but the upstream writes a .cpuprofile under bench/results/profiles/<role>/)
  *          --gateway-flags '<node flags>' (for both gateway children, e.g. --max-semi-space-size=8)
+ *          --baseline <git ref> (that commit's src/, bundled with this bench's child, runs as one more gateway:
+ *          `baseline … float` cases measure it in the same interleaved run, the only fair before/after here)
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { copyFileSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +52,7 @@ const { values: args } = parseArgs({
     cases: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'gateway-flags': { type: 'string', default: '' },
+    baseline: { type: 'string' },
   },
 });
 /** Extra node flags for both gateway children, e.g. --gateway-flags=--max-semi-space-size=8 (memory experiments). */
@@ -76,10 +79,9 @@ let statsId = 0;
  * Bundles bench/child.ts (and the src/ it imports) to plain JS, node_modules left external, one chunk per role.
  * esbuild is the compiler tsx itself uses; production runs tsc output, which is equivalent JS.
  */
-async function buildChild(): Promise<string> {
-  const outdir = join(RESULTS, 'build');
+async function buildChild(from = HERE, outdir = join(RESULTS, 'build')): Promise<string> {
   await build({
-    entryPoints: [join(HERE, 'child.ts')],
+    entryPoints: [join(from, 'child.ts')],
     outdir,
     bundle: true,
     splitting: true,
@@ -95,14 +97,31 @@ async function buildChild(): Promise<string> {
 
 let childEntry = '';
 
+/**
+ * The gateway of another commit, for a same-run A/B: that commit's src/ (git archive) next to a copy of this
+ * bench's child files, bundled like ours. Its node_modules imports resolve to this checkout's, so a baseline that
+ * needs a package this checkout no longer has will not start.
+ */
+async function buildBaseline(ref: string): Promise<string> {
+  const root = join(RESULTS, 'baseline');
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(join(root, 'bench'), { recursive: true });
+  const tar = execFileSync('git', ['archive', '--format=tar', ref, 'src'], { cwd: join(HERE, '..') });
+  execFileSync('tar', ['-x', '-C', root], { input: tar });
+  for (const f of ['child.ts', 'roles.ts', 'static-upstream.ts', 'reference.ts']) {
+    copyFileSync(join(HERE, f), join(root, 'bench', f));
+  }
+  return buildChild(join(root, 'bench'), join(RESULTS, 'baseline-build'));
+}
+
 async function startChild(
   name: string,
   role: Role,
   opts: ChildOptions,
-  extra: { stdoutFile?: string; execArgv?: string[] } = {},
+  extra: { stdoutFile?: string; execArgv?: string[]; entry?: string } = {},
 ): Promise<Child> {
   const stdout = extra.stdoutFile ? openSync(extra.stdoutFile, 'w') : 'ignore';
-  const proc = fork(childEntry, [role, JSON.stringify(opts)], {
+  const proc = fork(extra.entry ?? childEntry, [role, JSON.stringify(opts)], {
     execArgv: extra.execArgv ?? [],
     stdio: ['ignore', stdout, 'inherit', 'ipc'],
   });
@@ -185,7 +204,7 @@ function sameVectors(a: Vectors, b: Vectors): boolean {
 
 // ---------------------------------------------------------------- cases
 
-type Kind = 'direct' | 'reference' | 'gateway' | 'gateway-info' | 'gateway-cache';
+type Kind = 'direct' | 'reference' | 'gateway' | 'gateway-info' | 'gateway-cache' | 'baseline';
 
 interface CaseSpec {
   name: string;
@@ -199,7 +218,7 @@ interface CaseSpec {
   vectors: (body: string) => Vectors;
 }
 
-type Target = 'upstream' | 'reference' | 'gateway' | 'gateway-info' | 'gateway-cache';
+type Target = 'upstream' | 'reference' | 'gateway' | 'gateway-info' | 'gateway-cache' | 'baseline';
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
 const UPSTREAM_AUTH = { ...JSON_HEADERS, authorization: `Bearer ${UPSTREAM_KEY}` };
@@ -285,6 +304,9 @@ const CASES: readonly CaseDef[] = [
     target: 'gateway-cache',
     request: openai('base64'),
   },
+  // Only with --baseline: the same requests as the gateway float/base64 cases, on the baseline commit's gateway.
+  { name: (s) => `baseline ${s} float`, kind: 'baseline', target: 'baseline', request: openai('float') },
+  { name: (s) => `baseline ${s} base64`, kind: 'baseline', target: 'baseline', request: openai('base64') },
 ];
 
 interface CaseResult {
@@ -484,6 +506,7 @@ async function main(): Promise<void> {
     args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles', who)}`] : [];
 
   childEntry = await buildChild();
+  const baselineEntry = args.baseline ? await buildBaseline(args.baseline) : undefined;
   const children: Child[] = [];
   try {
     // The upstream: the emulator's answers to UPSTREAM_REQUESTS, prepared once, replayed as bytes.
@@ -547,12 +570,32 @@ async function main(): Promise<void> {
       ),
     ]);
     children.push(reference, gateway, gatewayInfo, gatewayCache);
-    const processes: Record<Target, Child> = {
+    const baseline = baselineEntry
+      ? await startChild(
+          'baseline',
+          'gateway',
+          {
+            upstreamKey: UPSTREAM_KEY,
+            upstreamUrl,
+            gatewayKeys: `bench:${GATEWAY_KEY}`,
+            logLevel: 'warn',
+            env: { EMBEDDING_CACHE: 'off' },
+          },
+          {
+            stdoutFile: join(RESULTS, 'baseline-warn.log'),
+            execArgv: [...GATEWAY_FLAGS, ...profileArgv('baseline')],
+            entry: baselineEntry,
+          },
+        )
+      : undefined;
+    if (baseline) children.push(baseline);
+    const processes: Partial<Record<Target, Child>> = {
       upstream,
       reference,
       gateway,
       'gateway-info': gatewayInfo,
       'gateway-cache': gatewayCache,
+      baseline,
     };
 
     // The truth every case's vectors are compared with: a fresh emulator's own answers (in this process), so a
@@ -564,12 +607,13 @@ async function main(): Promise<void> {
       const expected = nativeVectors(truth.get(nativeBody(rows))!.body);
       for (const def of CASES) {
         const name = def.name(size);
-        if (CASE_FILTER && !CASE_FILTER.test(name)) continue;
+        const target = processes[def.target];
+        if (!target || (CASE_FILTER && !CASE_FILTER.test(name))) continue;
         const spec: CaseSpec = {
           name,
           kind: def.kind,
           rows,
-          target: processes[def.target],
+          target,
           ...def.request(rows),
         };
         planned.push({ spec, expected });
@@ -658,6 +702,7 @@ async function main(): Promise<void> {
         model: MODEL,
         dimensions: DIM,
         gatewayFlags: GATEWAY_FLAGS,
+        baseline: args.baseline,
       },
       gatewayInfoLogLines: logLines,
       references: ROWS.map((rows) => referenceFor(results, rows)).filter((r) => r !== undefined),
