@@ -23,8 +23,8 @@
  *          `baseline … float` cases measure it in the same interleaved run, the only fair before/after here)
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
-import { copyFileSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -103,15 +103,20 @@ let childEntry = '';
  * needs a package this checkout no longer has will not start.
  */
 async function buildBaseline(ref: string): Promise<string> {
-  const root = join(RESULTS, 'baseline');
-  rmSync(root, { recursive: true, force: true });
+  // Outside the checkout, so tsc and biome never see a second copy of src/ (the bundle stays in bench/results/ to
+  // find node_modules).
+  const root = mkdtempSync(join(tmpdir(), 'bench-baseline-'));
   mkdirSync(join(root, 'bench'), { recursive: true });
   const tar = execFileSync('git', ['archive', '--format=tar', ref, 'src'], { cwd: join(HERE, '..') });
   execFileSync('tar', ['-x', '-C', root], { input: tar });
   for (const f of ['child.ts', 'roles.ts', 'static-upstream.ts', 'reference.ts']) {
     copyFileSync(join(HERE, f), join(root, 'bench', f));
   }
-  return buildChild(join(root, 'bench'), join(RESULTS, 'baseline-build'));
+  try {
+    return await buildChild(join(root, 'bench'), join(RESULTS, 'baseline-build'));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }
 
 async function startChild(
@@ -322,6 +327,8 @@ interface CaseResult {
   reqPerSec: number;
   /** Per slice, to show how much the background load moved things. */
   reqPerSecBySlice: number[];
+  /** Per slice: a same-run A/B (--baseline) compares these slice by slice (bench/README.md). */
+  cpuUsPerReqBySlice: number[];
   /** Request-weighted means of the slices' percentiles (autocannon does not expose its histograms). */
   p50Ms: number;
   p99Ms: number;
@@ -428,6 +435,7 @@ function summarise(c: CaseSpec, slices: Slice[], problem: string | undefined): C
       0,
     ),
     reqPerSecBySlice: slices.map((s) => round(s.requests / s.seconds, 0)),
+    cpuUsPerReqBySlice: slices.map((s) => round(s.cpuUs / Math.max(1, s.requests))),
     p50Ms: round(sum((s) => s.p50 * s.requests) / n),
     p99Ms: round(sum((s) => s.p99 * s.requests) / n),
     errors,

@@ -13,6 +13,7 @@ import { accessLogPlugin } from './plugins/access-log.js';
 import { authPlugin } from './plugins/auth.js';
 import { drain } from './plugins/drain.js';
 import { errorHandlerPlugin } from './plugins/error-handler.js';
+import { lifecyclePlugin } from './plugins/lifecycle.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { genRequestId } from './plugins/request-id.js';
 import { servicesPlugin } from './plugins/services.js';
@@ -54,6 +55,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   app.removeContentTypeParser('text/plain');
   // Every JSON body is checked for depth, overflowing numbers, UTF-8 and prototype keys as it is parsed.
   registerJsonBody(app, { maxDepth: config.http.jsonMaxDepth });
+  // One hook per phase and one listener per request for every concern below (src/plugins/lifecycle.ts).
+  await app.register(lifecyclePlugin);
   // A reply sent before the body was read closes the connection, so a dripping client cannot hold it.
   closeUnreadBodies(app);
 

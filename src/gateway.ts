@@ -3,6 +3,8 @@
  * instance with (`app.gw`) and what every request carries (`request.ctx`, `request.caller`). Types only, so any
  * layer may import it without importing the wiring.
  */
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EmbeddingCache } from './cache/cache.js';
 import type { Config } from './config.js';
 import type { GatewayMetrics } from './metrics/index.js';
@@ -51,6 +53,27 @@ export interface Gateway {
   metrics: GatewayMetrics;
 }
 
+/**
+ * Per-request steps of every concern that needs a request's arrival, its reply going out, or its end; one hook
+ * per phase runs them (src/plugins/lifecycle.ts, `app.lifecycle`).
+ */
+export type Step = (request: FastifyRequest, reply: FastifyReply) => void;
+export type EndStep = (request: FastifyRequest, reply: FastifyReply, aborted: boolean) => void;
+
+export interface Lifecycle {
+  /** At arrival, before authentication, in registration order. */
+  onRequest(step: Step): void;
+  /** Just before the reply's head is written: headers added here go out with every reply, errors included. */
+  onSend(step: Step): void;
+  /**
+   * Once per request: when its reply was written in full (`aborted` false), or when the connection closed before
+   * that (`aborted` true: the caller left, or a timeout cut it).
+   */
+  onEnd(step: EndStep): void;
+  /** Aborted when the caller goes away before the reply is complete, so upstream work stops with it. */
+  callerSignal(request: FastifyRequest): AbortSignal;
+}
+
 export const emptyRequestContext = (): RequestContext => ({
   caller: undefined,
   model: undefined,
@@ -63,10 +86,15 @@ export const emptyRequestContext = (): RequestContext => ({
 declare module 'fastify' {
   interface FastifyInstance {
     gw: Gateway;
+    lifecycle: Lifecycle;
   }
   interface FastifyRequest {
     ctx: RequestContext;
     caller: Caller | undefined;
+    /** Created on first use by lifecycle.callerSignal(). */
+    callerAbort: AbortController | null;
+    /** The end steps ran (each request ends once, by onResponse or by its connection's close). */
+    ended: boolean;
   }
   interface FastifyContextConfig {
     /** Route needs no gateway key (health checks). */

@@ -33,21 +33,6 @@ export interface CallContext {
   governor: Governor | undefined;
 }
 
-/** The abort reason when the caller leaves; undici and timers rethrow it, and the error handler recognises the name. */
-function callerGone(): Error {
-  return new DOMException('caller disconnected', 'AbortError');
-}
-
-/** Aborted when the caller goes away before the reply is written: upstream work stops with it. */
-export function callerSignal(request: FastifyRequest, reply: FastifyReply): AbortSignal {
-  const ac = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) ac.abort(callerGone());
-  });
-  request.raw.once('aborted', () => ac.abort(callerGone()));
-  return ac.signal;
-}
-
 export function callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
   const { config, upstream, cache, budget } = request.server.gw;
   const workspace = request.caller?.workspace;
@@ -56,7 +41,8 @@ export function callContext(request: FastifyRequest, reply: FastifyReply): CallC
     caller: request.caller?.name ?? 'anonymous',
     workspace,
     requestId: request.id,
-    signal: callerSignal(request, reply),
+    // Aborted when the caller goes away before the reply is written: upstream work stops with it.
+    signal: request.server.lifecycle.callerSignal(request),
     trace: request.ctx.upstream,
     concurrency: config.upstream.splitConcurrency,
     // elapsedTime counts from the request's arrival, so the time its body took is part of the budget.

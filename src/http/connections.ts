@@ -130,9 +130,9 @@ export function frameworkErrorHandler(
  * Node reading (and waiting for) the rest of the body to keep the connection alive.
  */
 export function closeUnreadBodies(app: FastifyInstance): void {
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.lifecycle.onSend((request, reply) => {
     const socket = request.raw.socket;
-    if (request.raw.complete || !socket || socket.destroyed) return payload;
+    if (request.raw.complete || !socket || socket.destroyed) return;
     reply.header('connection', 'close');
     // With `Connection: close` Node ends the socket once the reply is written, through destroySoon(), which
     // destroys it as soon as the FIN is out. This socket is closing anyway; let it linger first (see LINGER_MS).
@@ -143,6 +143,5 @@ export function closeUnreadBodies(app: FastifyInstance): void {
       timer.unref();
       socket.once('close', () => clearTimeout(timer));
     };
-    return payload;
   });
 }

@@ -10,12 +10,10 @@ import { wasTimedOut } from '../http/connections.js';
 
 async function accessLog(app: FastifyInstance): Promise<void> {
   app.decorateRequest('ctx', null as unknown as RequestContext);
-  const logged = new WeakSet<FastifyRequest>();
   // Decided once: FastifyBaseLogger has no isLevelEnabled, and below info nothing is written, so nothing is built.
   const on = ['info', 'debug', 'trace'].includes(app.log.level);
   const write = (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void => {
-    if (logged.has(request) || !on) return;
-    logged.add(request);
+    if (!on) return;
     const ctx = request.ctx;
     const upstreamMs = ctx?.upstream.reduce((s, u) => s + u.ms, 0) ?? 0;
     request.log.info(
@@ -40,15 +38,16 @@ async function accessLog(app: FastifyInstance): Promise<void> {
     );
   };
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.lifecycle.onRequest((request, reply) => {
     request.ctx = emptyRequestContext();
     reply.header('x-request-id', request.id);
-    // A caller that hangs up mid-reply (a stream, typically) gets no onResponse: log it here instead.
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) write(request, reply, true);
-    });
   });
-  app.addHook('onResponse', async (request, reply) => write(request, reply, false));
+  // At the end, written in full or not: a caller that hangs up mid-reply (a stream, typically) is logged too.
+  app.lifecycle.onEnd(write);
 }
 
-export const accessLogPlugin = fp(accessLog, { name: 'access-log', fastify: '5.x' });
+export const accessLogPlugin = fp(accessLog, {
+  name: 'access-log',
+  fastify: '5.x',
+  dependencies: ['lifecycle'],
+});

@@ -65,20 +65,24 @@ async function auth(app: FastifyInstance): Promise<void> {
   const { config } = app.gw;
   const keys = new KeyRing(config.gatewayKeys, config.allowAnonymous);
   app.decorateRequest('caller', undefined);
-  app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config?.public) return;
+  // A callback hook, not an async one: no promise and no microtask turn on every request.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.routeOptions.config?.public) return done();
     const caller = keys.authenticate(request.headers);
     if (!caller) {
       const presented = KeyRing.presented(request.headers) !== undefined;
-      throw new GatewayError(
-        'UNAUTHORIZED',
-        presented
-          ? 'the gateway key is not valid'
-          : 'a gateway key is required: send Authorization: Bearer <key> or x-api-key',
+      return done(
+        new GatewayError(
+          'UNAUTHORIZED',
+          presented
+            ? 'the gateway key is not valid'
+            : 'a gateway key is required: send Authorization: Bearer <key> or x-api-key',
+        ),
       );
     }
     request.caller = caller;
     request.ctx.caller = caller.name;
+    done();
   });
 }
 

@@ -38,18 +38,14 @@ async function drainPlugin(app: FastifyInstance): Promise<void> {
   };
   app.decorate('drain', state);
 
-  app.addHook('onRequest', async (request, reply) => {
-    const raw = reply.raw;
-    open.set(raw, request.id);
-    // 'close' fires both when the reply was sent and when the caller went away: either way it is no longer ours.
-    raw.once('close', () => open.delete(raw));
-  });
+  app.lifecycle.onRequest((request, reply) => void open.set(reply.raw, request.id));
+  // The end comes both when the reply was sent and when the caller went away: either way it is no longer ours.
+  app.lifecycle.onEnd((_request, reply) => void open.delete(reply.raw));
 
   // Replies that began before the signal get the header too: it is added when the reply goes out.
-  app.addHook('onSend', async (_request, reply, payload) => {
+  app.lifecycle.onSend((_request, reply) => {
     if (draining) reply.header('connection', 'close');
-    return payload;
   });
 }
 
-export const drain = fp(drainPlugin, { name: 'drain', fastify: '5.x' });
+export const drain = fp(drainPlugin, { name: 'drain', fastify: '5.x', dependencies: ['lifecycle'] });

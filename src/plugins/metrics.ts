@@ -16,11 +16,8 @@ function countHeader(reply: FastifyReply, name: string): number {
 
 async function metrics(app: FastifyInstance): Promise<void> {
   const { metrics: m, config } = app.gw;
-  const recorded = new WeakSet<FastifyRequest>();
 
   const record = (request: FastifyRequest, reply: FastifyReply): void => {
-    if (recorded.has(request)) return;
-    recorded.add(request);
     // The route pattern, never the URL: task ids and typos must not become label values.
     const route = request.routeOptions.url ?? 'unmatched';
     m.recordRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
@@ -31,13 +28,8 @@ async function metrics(app: FastifyInstance): Promise<void> {
     m.recordCache(countHeader(reply, 'x-cache-hits'), countHeader(reply, 'x-cache-misses'));
   };
 
-  app.addHook('onRequest', async (request, reply) => {
-    // A caller that hangs up mid-reply (a stream, typically) gets no onResponse: count it here instead.
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) record(request, reply);
-    });
-  });
-  app.addHook('onResponse', async (request, reply) => record(request, reply));
+  // At the end, written in full or not: a caller that hangs up mid-reply (a stream, typically) is counted too.
+  app.lifecycle.onEnd(record);
 
   let listener: MetricsListener | undefined;
   const { port, host } = config.metrics;
@@ -57,5 +49,5 @@ async function metrics(app: FastifyInstance): Promise<void> {
 export const metricsPlugin = fp(metrics, {
   name: 'metrics',
   fastify: '5.x',
-  dependencies: ['services', 'access-log'],
+  dependencies: ['services', 'access-log', 'lifecycle'],
 });

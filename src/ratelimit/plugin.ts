@@ -38,14 +38,13 @@ async function budgetPlugin(app: FastifyInstance, opts: BudgetPluginOptions): Pr
     budgetScope.run(scope, done);
   });
 
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.lifecycle.onSend((request, reply) => {
     const h = request.budgetScope?.headers;
     if (h) {
       reply.header('x-ratelimit-limit-requests', String(h.limit));
       if (h.remaining !== undefined) reply.header('x-ratelimit-remaining-requests', String(h.remaining));
       reply.header('x-ratelimit-reset-requests', durationText(h.resetMs));
     }
-    return payload;
   });
 
   app.addHook('onReady', async () => budget.waitForRedis(2_000));
@@ -54,4 +53,8 @@ async function budgetPlugin(app: FastifyInstance, opts: BudgetPluginOptions): Pr
   app.addHook('onClose', async () => budget.close());
 }
 
-export const upstreamBudgetHooks = fp(budgetPlugin, { name: 'upstream-budget', fastify: '5.x' });
+export const upstreamBudgetHooks = fp(budgetPlugin, {
+  name: 'upstream-budget',
+  fastify: '5.x',
+  dependencies: ['lifecycle'],
+});
