@@ -15,7 +15,7 @@
  * (round 1: every case for duration/rounds seconds, round 2: again, ...), so a burst of background load on a
  * shared machine hits the reference and the gateway alike and the ratios stay meaningful.
  *
- * Options: --duration <s> (8, per case) --rounds <n> (4) --warmup <s> (1.5, per case, once)
+ * Options: --duration <s> (8, per case) --rounds <n> (4) --warmup <s> (5, per case, once: the gateway's JIT needs it, bench/README.md "Warm-up")
  *          --connections <n> (32) --cases <regex> (all)
  *          --profile (every server process but the upstream writes a .cpuprofile under bench/results/profiles/<role>/)
  *          --gateway-flags '<node flags>' (for both gateway children, e.g. --max-semi-space-size=8)
@@ -47,7 +47,7 @@ const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '4' },
-    warmup: { type: 'string', default: '1.5' },
+    warmup: { type: 'string', default: '5' },
     connections: { type: 'string', default: '32' },
     cases: { type: 'string' },
     profile: { type: 'boolean', default: false },
