@@ -35,5 +35,9 @@ describe('a caller that hangs up before the reply', () => {
       if (!line) await sleep(20);
     }
     expect(line).toMatchObject({ status: 499, aborted: true, url: '/v1/embeddings' });
+    // Ended once: the connection's close ended it, and nothing logs it a second time when the upstream call,
+    // aborted with the caller, settles.
+    await sleep(300);
+    expect(s.logRecords().filter((r) => r.msg === 'request' && r.reqId === 'abort-499')).toHaveLength(1);
   });
 });
