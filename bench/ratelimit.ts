@@ -289,7 +289,7 @@ async function main(): Promise<void> {
 
     // 2. Rejection path against the reference.
     const first = await load(flood, 1, 50); // takes the only unit; the rest of the minute is refused
-    await load(flood, CONNECTIONS, 1000); // warm-up of the rejection path
+    await load(flood, CONNECTIONS, 5000); // warm-up of the rejection path (the JIT needs seconds: bench/README.md "Warm-up")
     const memBefore = await flood.stats(true);
     const floods: Load[] = [];
     const refs: Load[] = [];
