@@ -9,6 +9,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { UpstreamObserver, UpstreamTrace } from '../upstream/client.js';
+import { SeriesCounter, SeriesHistogram } from './series.js';
 
 /** Why the gateway did not (or could not) get a call to DashScope through. */
 export type RefusalReason =
@@ -29,32 +30,33 @@ export class GatewayMetrics {
   /** Where the /metrics listener answers once started (http://host:port/metrics); undefined while off. */
   url: string | undefined;
 
-  readonly requests = new Counter({
-    name: 'dsgw_http_requests_total',
-    help: 'Requests answered by the gateway, by method, route pattern and HTTP status.',
-    labelNames: ['method', 'route', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly requestDuration = new Histogram({
-    name: 'dsgw_http_request_duration_seconds',
-    help: 'Time from request arrival to the reply being written, by method and route pattern.',
-    labelNames: ['method', 'route'] as const,
-    buckets: SECONDS,
-    registers: [this.registry],
-  });
-  readonly upstreamCalls = new Counter({
-    name: 'dsgw_upstream_requests_total',
-    help: 'Attempts sent to DashScope (each retry counts), by model and HTTP status or transport error code.',
-    labelNames: ['model', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly upstreamDuration = new Histogram({
-    name: 'dsgw_upstream_request_duration_seconds',
-    help: 'Time of one DashScope attempt: to the end of the reply body (to the headers for streams), by model.',
-    labelNames: ['model'] as const,
-    buckets: SECONDS,
-    registers: [this.registry],
-  });
+  // The per-request and per-attempt series: src/metrics/series.ts (prom-client's own cost ~7 µs per request).
+  readonly requests = new SeriesCounter(
+    'dsgw_http_requests_total',
+    'Requests answered by the gateway, by method, route pattern and HTTP status.',
+    ['method', 'route', 'status'] as const,
+    this.registry,
+  );
+  readonly requestDuration = new SeriesHistogram(
+    'dsgw_http_request_duration_seconds',
+    'Time from request arrival to the reply being written, by method and route pattern.',
+    ['method', 'route'] as const,
+    SECONDS,
+    this.registry,
+  );
+  readonly upstreamCalls = new SeriesCounter(
+    'dsgw_upstream_requests_total',
+    'Attempts sent to DashScope (each retry counts), by model and HTTP status or transport error code.',
+    ['model', 'status'] as const,
+    this.registry,
+  );
+  readonly upstreamDuration = new SeriesHistogram(
+    'dsgw_upstream_request_duration_seconds',
+    'Time of one DashScope attempt: to the end of the reply body (to the headers for streams), by model.',
+    ['model'] as const,
+    SECONDS,
+    this.registry,
+  );
   readonly budgetWait = new Histogram({
     name: 'dsgw_budget_wait_seconds',
     help: 'Time an upstream attempt waited for the upstream budget before it could go.',
@@ -67,18 +69,18 @@ export class GatewayMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
-  readonly tokens = new Counter({
-    name: 'dsgw_tokens_total',
-    help: 'Tokens DashScope billed (the usage of successful replies), by model and gateway key name.',
-    labelNames: ['model', 'caller'] as const,
-    registers: [this.registry],
-  });
-  readonly cache = new Counter({
-    name: 'dsgw_cache_lookups_total',
-    help: 'Embedding cache lookups per input item, by result (hit or miss).',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
+  readonly tokens = new SeriesCounter(
+    'dsgw_tokens_total',
+    'Tokens DashScope billed (the usage of successful replies), by model and gateway key name.',
+    ['model', 'caller'] as const,
+    this.registry,
+  );
+  readonly cache = new SeriesCounter(
+    'dsgw_cache_lookups_total',
+    'Embedding cache lookups per input item, by result (hit or miss).',
+    ['result'] as const,
+    this.registry,
+  );
 
   /**
    * `queued` is read at scrape time (a gauge kept up to date on every change would cost on the hot path).
