@@ -7,6 +7,7 @@
  *   parent → child  {type:'exit'}              → closes the server and exits 0 (flushes --cpu-prof)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { type Role, startRole } from './roles.js';
 import type { UpstreamRequest } from './static-upstream.js';
 
@@ -24,6 +25,11 @@ export interface ChildOptions {
   logLevel?: string;
   /** gateway: more environment (e.g. a cache setting for cache-hit cases); wins over the defaults below. */
   env?: Record<string, string>;
+  /**
+   * --heap-sample: V8's sampling heap profiler runs from start-up to exit, counting objects the GC already
+   * collected too (what a request allocates, not what survives), and the profile is written here.
+   */
+  heapSampleFile?: string;
 }
 
 export interface ChildStats {
@@ -81,6 +87,16 @@ if (!useHwm) {
   }, 20).unref();
 }
 
+const heapSampler = opts.heapSampleFile ? new Session() : undefined;
+if (heapSampler) {
+  heapSampler.connect();
+  await heapSampler.post('HeapProfiler.startSampling', {
+    samplingInterval: 16 * 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+}
+
 const server = await startRole(role, {
   upstreamKey: opts.upstreamKey,
   upstreamUrl: opts.upstreamUrl,
@@ -101,7 +117,12 @@ process.on('message', (m: ParentMessage) => {
   if (m.type === 'exit') {
     const force = setTimeout(() => process.exit(0), 3_000);
     force.unref();
-    server.close().then(() => process.exit(0));
+    const sampled = heapSampler
+      ? heapSampler
+          .post('HeapProfiler.stopSampling')
+          .then(({ profile }) => writeFileSync(opts.heapSampleFile!, JSON.stringify(profile)))
+      : Promise.resolve();
+    sampled.then(() => server.close()).then(() => process.exit(0));
     return;
   }
   const cpu = process.cpuUsage();

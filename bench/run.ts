@@ -19,6 +19,8 @@
  *          --connections <n> (32) --cases <regex> (all)
  *          --profile (every server process but the upstream writes a .cpuprofile under bench/results/profiles/<role>/)
  *          --gateway-flags '<node flags>' (for both gateway children, e.g. --max-semi-space-size=8)
+ *          --heap-sample (each gateway child writes bench/results/profiles/<role>.heapprofile: sampled allocations,
+ *          collected ones included, from start to exit; the stop waits up to 3 s for it)
  *          --baseline <git ref> (that commit's src/, bundled with this bench's child, runs as one more gateway:
  *          `baseline … float` cases measure it in the same interleaved run, the only fair before/after here)
  */
@@ -53,6 +55,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     'gateway-flags': { type: 'string', default: '' },
     baseline: { type: 'string' },
+    'heap-sample': { type: 'boolean', default: false },
   },
 });
 /** Extra node flags for both gateway children, e.g. --gateway-flags=--max-semi-space-size=8 (memory experiments). */
@@ -507,7 +510,7 @@ function printHeadroom(results: CaseResult[]): Record<string, number | undefined
 }
 
 async function main(): Promise<void> {
-  mkdirSync(RESULTS, { recursive: true });
+  mkdirSync(join(RESULTS, 'profiles'), { recursive: true });
   const started = new Date();
   const loadBefore = loadavg();
   const profileArgv = (who: string): string[] =>
@@ -524,6 +527,32 @@ async function main(): Promise<void> {
     });
     children.push(upstream);
     const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
+    /** A gateway child; its stdout (the access log at info) goes to bench/results/<name>.log. */
+    const startGateway = (
+      name: string,
+      logLevel: 'warn' | 'info',
+      cache: 'on' | 'off',
+      entry?: string,
+    ): Promise<Child> =>
+      startChild(
+        name,
+        'gateway',
+        {
+          upstreamKey: UPSTREAM_KEY,
+          upstreamUrl,
+          gatewayKeys: `bench:${GATEWAY_KEY}`,
+          logLevel,
+          env: { EMBEDDING_CACHE: cache },
+          ...(args['heap-sample']
+            ? { heapSampleFile: join(RESULTS, 'profiles', `${name}.heapprofile`) }
+            : {}),
+        },
+        {
+          stdoutFile: join(RESULTS, `${name}.log`),
+          execArgv: [...GATEWAY_FLAGS, ...profileArgv(name)],
+          ...(entry ? { entry } : {}),
+        },
+      );
     const [reference, gateway, gatewayInfo, gatewayCache] = await Promise.all([
       startChild(
         'reference',
@@ -531,71 +560,12 @@ async function main(): Promise<void> {
         { upstreamKey: UPSTREAM_KEY, upstreamUrl },
         { execArgv: profileArgv('reference') },
       ),
-      startChild(
-        'gateway',
-        'gateway',
-        {
-          upstreamKey: UPSTREAM_KEY,
-          upstreamUrl,
-          gatewayKeys: `bench:${GATEWAY_KEY}`,
-          logLevel: 'warn',
-          env: { EMBEDDING_CACHE: 'off' },
-        },
-        {
-          stdoutFile: join(RESULTS, 'gateway-warn.log'),
-          execArgv: [...GATEWAY_FLAGS, ...profileArgv('gateway')],
-        },
-      ),
-      startChild(
-        'gateway-info',
-        'gateway',
-        {
-          upstreamKey: UPSTREAM_KEY,
-          upstreamUrl,
-          gatewayKeys: `bench:${GATEWAY_KEY}`,
-          logLevel: 'info',
-          env: { EMBEDDING_CACHE: 'off' },
-        },
-        {
-          stdoutFile: join(RESULTS, 'gateway-info.log'),
-          execArgv: [...GATEWAY_FLAGS, ...profileArgv('gateway-info')],
-        },
-      ),
-      startChild(
-        'gateway-cache',
-        'gateway',
-        {
-          upstreamKey: UPSTREAM_KEY,
-          upstreamUrl,
-          gatewayKeys: `bench:${GATEWAY_KEY}`,
-          logLevel: 'warn',
-          env: { EMBEDDING_CACHE: 'on' },
-        },
-        {
-          stdoutFile: join(RESULTS, 'gateway-cache.log'),
-          execArgv: [...GATEWAY_FLAGS, ...profileArgv('gateway-cache')],
-        },
-      ),
+      startGateway('gateway', 'warn', 'off'),
+      startGateway('gateway-info', 'info', 'off'),
+      startGateway('gateway-cache', 'warn', 'on'),
     ]);
     children.push(reference, gateway, gatewayInfo, gatewayCache);
-    const baseline = baselineEntry
-      ? await startChild(
-          'baseline',
-          'gateway',
-          {
-            upstreamKey: UPSTREAM_KEY,
-            upstreamUrl,
-            gatewayKeys: `bench:${GATEWAY_KEY}`,
-            logLevel: 'warn',
-            env: { EMBEDDING_CACHE: 'off' },
-          },
-          {
-            stdoutFile: join(RESULTS, 'baseline-warn.log'),
-            execArgv: [...GATEWAY_FLAGS, ...profileArgv('baseline')],
-            entry: baselineEntry,
-          },
-        )
-      : undefined;
+    const baseline = baselineEntry ? await startGateway('baseline', 'warn', 'off', baselineEntry) : undefined;
     if (baseline) children.push(baseline);
     const processes: Partial<Record<Target, Child>> = {
       upstream,
