@@ -11,6 +11,8 @@ export async function mapLimit<T, R>(
   signal: AbortSignal,
   fn: (item: T, i: number, signal: AbortSignal) => Promise<R>,
 ): Promise<R[]> {
+  // One item (most requests): nothing to abort on its behalf, so no controller of its own and no listener.
+  if (items.length === 1) return [await fn(items[0]!, 0, signal)];
   const results = new Array<R>(items.length);
   const ac = new AbortController();
   const onAbort = (): void => ac.abort(signal.reason);

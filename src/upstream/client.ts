@@ -162,7 +162,7 @@ export class Upstream {
       let permit: Permit | undefined;
       try {
         permit = await this.permit(req, attempt, own, bounded.signal);
-        res = await this.once({ ...req, signal: bounded.signal });
+        res = await this.once(req, bounded.signal);
       } catch (err) {
         if (req.signal?.aborted) throw err;
         if (bounded.expired()) throw this.deadlineExceeded();
@@ -193,6 +193,7 @@ export class Upstream {
   private async dispatch(
     req: UpstreamRequest,
     entry: UpstreamTrace,
+    signal: AbortSignal | undefined,
     bodyTimeout?: number,
   ): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = {};
@@ -213,7 +214,7 @@ export class Upstream {
         path: this.prefix + req.path,
         headers,
         body: req.body,
-        signal: req.signal,
+        signal,
         ...(bodyTimeout === undefined ? {} : { bodyTimeout }),
       });
       const rid = res.headers['x-request-id'];
@@ -228,7 +229,8 @@ export class Upstream {
     }
   }
 
-  private async once(req: UpstreamRequest): Promise<UpstreamResponse> {
+  /** One attempt under `signal` (the attempt's: caller + deadline), not `req.signal`. */
+  private async once(req: UpstreamRequest, signal: AbortSignal | undefined): Promise<UpstreamResponse> {
     const entry: UpstreamTrace = {
       path: req.path.split('?')[0]!,
       status: 'error',
@@ -236,7 +238,7 @@ export class Upstream {
       ms: 0,
     };
     try {
-      const res = await this.dispatch(req, entry);
+      const res = await this.dispatch(req, entry, signal);
       const started = performance.now();
       try {
         const body = await readReply(res);
@@ -268,7 +270,6 @@ export class Upstream {
     };
     if (req.deadline !== undefined && Date.now() >= req.deadline) throw this.deadlineExceeded();
     const bounded = this.attemptSignal(req);
-    const attempt = { ...req, signal: bounded.signal };
     const own: { adm?: Admission } = {};
     let permit: Permit;
     // The budget wait counts against the deadline too; its own refusal (429) passes as it is.
@@ -282,7 +283,7 @@ export class Upstream {
     }
     let res: Dispatcher.ResponseData | undefined;
     try {
-      res = await this.dispatch(attempt, entry, this.cfg.streamIdleTimeoutMs);
+      res = await this.dispatch(req, entry, bounded.signal, this.cfg.streamIdleTimeoutMs);
     } catch (err) {
       bounded.dispose();
       if (req.signal?.aborted) throw err;
