@@ -9,17 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { joinParts } from '../../src/http/parts-body.js';
 import { renderOpenAIEmbeddings } from '../../src/translate/openai-render.js';
 import { ScanError, scanEmbeddingReply } from '../../src/upstream/embedding-scan.js';
-
-/** xorshift32: deterministic, so a failure reproduces. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../support/rng.js';
 
 const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
 const digitString = (rnd: () => number, len: number): string =>

@@ -6,17 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ScanError, scanEmbeddingReply, spanToFloat32 } from '../../src/upstream/embedding-scan.js';
-
-/** xorshift32: deterministic, so a failure reproduces. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../support/rng.js';
 
 /** A float32 tie: the exact midpoint of two adjacent float32 values, printed with 17–20 significant digits. */
 function nearTie(rnd: () => number): string {

@@ -6,17 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ScanError, scanEmbeddingReply } from '../../src/upstream/embedding-scan.js';
-
-/** xorshift32: deterministic, so a failure reproduces. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../support/rng.js';
 
 /** The rule, stated as the issue states it. */
 const fits = (text: string): boolean => Number.isFinite(Math.fround(JSON.parse(text) as number));
