@@ -50,10 +50,9 @@ async function lifecycle(app: FastifyInstance): Promise<void> {
   };
 
   app.addHook('onRequest', (request, reply, done) => {
-    // Fastify's onResponse (below) ends a reply written in full; this ends one the connection lost first.
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) end(request, reply, true);
-    });
+    // Fastify's onResponse (below) ends a reply written in full, before this; `close` ends every other request
+    // (the connection lost first, or a reply Fastify did not finish itself), once.
+    reply.raw.on('close', () => end(request, reply, !reply.raw.writableFinished));
     try {
       for (const step of starts) step(request, reply);
     } catch (err) {
