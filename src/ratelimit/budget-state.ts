@@ -120,11 +120,18 @@ export class Budget {
   }
 
   remember(calls: { id: string; tokens: number }[], starts: number[]): void {
-    const now = Date.now();
-    for (const [id, c] of this.own) if (c.t <= now - this.keepMs) this.own.delete(id);
-    calls.forEach((c, i) => {
+    // Drops expired calls from the front only: a Map iterates in insertion order, which is start order up to one
+    // admission's wait (every reservation goes at the log's tail), so the scan stops at the first live call. A
+    // full scan here cost O(calls in the window) per admission: 1 ms at p50 with 30,000 calls in the log.
+    const cut = Date.now() - this.keepMs;
+    for (const [id, c] of this.own) {
+      if (c.t > cut) break;
+      this.own.delete(id);
+    }
+    for (let i = 0; i < calls.length; i++) {
+      const c = calls[i]!;
       this.own.set(c.id, { id: c.id, t: starts[i]!, tokens: c.tokens });
-    });
+    }
   }
 
   live(): OwnCall[] {

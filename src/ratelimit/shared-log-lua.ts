@@ -10,104 +10,119 @@ local function cumAt(tau, base)
   if #r == 0 then return base end
   return tonumber(redis.call('ZSCORE', KEYS[2], r[1]))
 end
-local function prune(keep)
+-- Drops calls older than keep; returns the new base (cum of the last call dropped; the total once none is left).
+local function prune(keep, base, total)
   local cut = now - keep
   local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cut)
-  if #old == 0 then return end
-  local base = tonumber(redis.call('ZSCORE', KEYS[2], old[#old])) or 0
-  local cur = tonumber(redis.call('HGET', KEYS[3], 'base')) or 0
-  if base > cur then redis.call('HSET', KEYS[3], 'base', base) end
+  if #old == 0 then return base end
+  local nb = math.max(base, tonumber(redis.call('ZSCORE', KEYS[2], old[#old])) or 0)
   for i = 1, #old, 500 do
     redis.call('ZREM', KEYS[2], unpack(old, i, math.min(i + 499, #old)))
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cut)
-  if redis.call('ZCARD', KEYS[1]) == 0 then
-    redis.call('HSET', KEYS[3], 'base', redis.call('HGET', KEYS[3], 'total'))
-  end
+  if redis.call('ZCARD', KEYS[1]) == 0 then nb = total end
+  if nb ~= base then redis.call('HSET', KEYS[3], 'base', nb) end
+  return nb
 end
 `;
 
 // ARGV: knownGen, candidateGen, graceMs, latest (offset), L, span, P, paceSpan, T, Tp, keep, k, replicas,
 // then k × (id, tokens)
 // Returns {1, gen, now, tailOffset, calls in the log, start offsets…} | {0, gen, now, lastOffset or -1} | {2, gen} restore first | {3, gen, waitMs}
+// Cost matters here (every admission runs it): one HMGET for the metadata, and this request's calls are placed in
+// Lua tables and written with one ZADD per key at the end, so a refusal writes nothing and k calls cost two
+// commands, not 2k. Lookups that reach into this request's own calls (the entry L back, the token floor) read the
+// tables instead of Redis.
 export const RESERVE = `${COMMON}
-local gen = redis.call('HGET', KEYS[3], 'gen')
+local meta = redis.call('HMGET', KEYS[3], 'gen', 'since', 'restored', 'total', 'base')
+local gen = meta[1]
 if not gen then
   redis.call('HSET', KEYS[3], 'gen', ARGV[2], 'since', now, 'total', 0, 'base', 0)
   return {2, ARGV[2]}
 end
 if gen ~= ARGV[1] then return {2, gen} end
-local graceEnd = tonumber(redis.call('HGET', KEYS[3], 'since')) + tonumber(ARGV[3])
+local graceEnd = tonumber(meta[2]) + tonumber(ARGV[3])
 -- The grace ends early once as many replicas as RATE_LIMIT_REPLICAS have written back (a fresh budget, a quick
 -- restart): then every replica's calls are in the log.
-if now < graceEnd and (tonumber(redis.call('HGET', KEYS[3], 'restored')) or 0) < tonumber(ARGV[13]) then
+if now < graceEnd and (tonumber(meta[3]) or 0) < tonumber(ARGV[13]) then
   return {3, gen, graceEnd - now}
 end
 local L, span, P, pspan = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local T, Tp, k = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[12])
-prune(tonumber(ARGV[11]))
-local total = tonumber(redis.call('HGET', KEYS[3], 'total')) or 0
-local base = tonumber(redis.call('HGET', KEYS[3], 'base')) or 0
+local total = tonumber(meta[4]) or 0
+local base = prune(tonumber(ARGV[11]), tonumber(meta[5]) or 0, total)
 local floor = now
 local hold = redis.call('PTTL', KEYS[4])
 if hold > 0 then floor = now + hold end
+-- The log as stored (n0 calls) followed by this request's calls so far (times ts, running totals cums).
+local n0 = redis.call('ZCARD', KEYS[1])
+local ts, cums = {}, {}
+local tail = -1 / 0
+if n0 > 0 then tail = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) end
+local function timeAt(rank)
+  if rank >= n0 then return ts[rank - n0 + 1] end
+  return tonumber(redis.call('ZRANGE', KEYS[1], rank, rank, 'WITHSCORES')[2])
+end
 local function tokenFloor(allowed, s)
   local need = total - allowed
   if need <= base then return -1 / 0 end
-  local r = redis.call('ZRANGEBYSCORE', KEYS[2], need, '+inf', 'LIMIT', 0, 1)
-  if #r == 0 then
-    local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-    if #last == 0 then return -1 / 0 end
-    return tonumber(last[2]) + s
+  -- Stored running totals are all ≤ this request's, so the first call reaching need is stored if any stored one does.
+  if n0 > 0 then
+    local r = redis.call('ZRANGEBYSCORE', KEYS[2], need, '+inf', 'LIMIT', 0, 1)
+    if #r > 0 then
+      local t = redis.call('ZSCORE', KEYS[1], r[1])
+      if not t then return -1 / 0 end
+      return tonumber(t) + s
+    end
   end
-  local ts = redis.call('ZSCORE', KEYS[1], r[1])
-  if not ts then return -1 / 0 end
-  return tonumber(ts) + s
+  local lo, hi = 1, #cums + 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if cums[mid] >= need then hi = mid else lo = mid + 1 end
+  end
+  if lo <= #cums then return ts[lo] + s end
+  -- Corrections counted at the tail beyond every call's running total: the last call stands for them.
+  if tail == -1 / 0 then return -1 / 0 end
+  return tail + s
 end
--- n and tail are kept in step with the appends below instead of asked from Redis for every call.
-local n = redis.call('ZCARD', KEYS[1])
-local tail = -1 / 0
-if n > 0 then tail = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) end
-local function earliest(x)
+local function earliest(x, n)
   local t = math.max(floor, tail)
-  if L > 0 and n >= L then t = math.max(t, tonumber(redis.call('ZRANGE', KEYS[1], n - L, n - L, 'WITHSCORES')[2]) + span) end
-  if P > 0 and n >= P then t = math.max(t, tonumber(redis.call('ZRANGE', KEYS[1], n - P, n - P, 'WITHSCORES')[2]) + pspan) end
+  if L > 0 and n >= L then t = math.max(t, timeAt(n - L) + span) end
+  if P > 0 and n >= P then t = math.max(t, timeAt(n - P) + pspan) end
   if T > 0 then t = math.max(t, tokenFloor(math.max(0, T - x), span)) end
   if Tp > 0 then t = math.max(t, tokenFloor(math.max(0, Tp - x), pspan)) end
   return t
 end
 local latest = now + tonumber(ARGV[4])
-local totalBefore = total
-local starts = {}
-local added = {}
 local fail = false
 local last = 0
 for i = 1, k do
-  local id, x = ARGV[12 + 2 * i], tonumber(ARGV[13 + 2 * i])
-  local t = earliest(x)
-  if t == 1 / 0 then fail = true; last = t; break end
+  local x = tonumber(ARGV[13 + 2 * i])
+  local t = earliest(x, n0 + i - 1)
+  if t == 1 / 0 then return {0, gen, now, -1} end
   if t > latest then fail = true end
-  redis.call('ZADD', KEYS[1], t, id)
-  n = n + 1
+  ts[i] = t
   tail = t
   total = total + x
-  redis.call('ZADD', KEYS[2], total, id)
-  added[#added + 1] = id
-  starts[#starts + 1] = t - now
+  cums[i] = total
   last = t
 end
-if fail then
-  for i = 1, #added, 500 do
-    local part = {unpack(added, i, math.min(i + 499, #added))}
-    redis.call('ZREM', KEYS[1], unpack(part))
-    redis.call('ZREM', KEYS[2], unpack(part))
+if fail then return {0, gen, now, last - now} end
+for i = 1, k, 250 do
+  local byTime, byCum = {}, {}
+  for j = i, math.min(i + 249, k) do
+    local id = ARGV[12 + 2 * j]
+    byTime[#byTime + 1] = ts[j]
+    byTime[#byTime + 1] = id
+    byCum[#byCum + 1] = cums[j]
+    byCum[#byCum + 1] = id
   end
-  if last == 1 / 0 then return {0, gen, now, -1} end
-  return {0, gen, now, last - now}
+  redis.call('ZADD', KEYS[1], unpack(byTime))
+  redis.call('ZADD', KEYS[2], unpack(byCum))
 end
 redis.call('HSET', KEYS[3], 'total', total)
-local out = {1, gen, now, last - now, n}
-for i = 1, #starts do out[#out + 1] = starts[i] end
+local out = {1, gen, now, last - now, n0 + k}
+for i = 1, k do out[#out + 1] = ts[i] - now end
 return out
 `;
 
@@ -119,9 +134,9 @@ if not gen then
   gen = ARGV[2]
   redis.call('HSET', KEYS[3], 'gen', gen, 'since', now, 'total', 0, 'base', 0)
 end
-prune(tonumber(ARGV[3]))
-local total = tonumber(redis.call('HGET', KEYS[3], 'total')) or 0
-local base = tonumber(redis.call('HGET', KEYS[3], 'base')) or 0
+local meta = redis.call('HMGET', KEYS[3], 'total', 'base')
+local total = tonumber(meta[1]) or 0
+local base = prune(tonumber(ARGV[3]), tonumber(meta[2]) or 0, total)
 if redis.call('HSETNX', KEYS[3], 'r:' .. ARGV[4], 1) == 1 then redis.call('HINCRBY', KEYS[3], 'restored', 1) end
 for i = 0, tonumber(ARGV[5]) - 1 do
   local id, t, x = ARGV[6 + 3 * i], now + tonumber(ARGV[7 + 3 * i]), tonumber(ARGV[8 + 3 * i])
