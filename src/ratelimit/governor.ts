@@ -11,8 +11,9 @@
  * Ordering: within a replica, admissions take turns at the log round-robin by caller key (waiting-room.ts); at the
  * log, each request's calls go after every call already reserved, so nobody overtakes and nothing starves.
  *
- * Modes: shared (REDIS_URL: shared-log.ts, one Lua call per admission), memory (local-log.ts), fallback (Redis
- * unreachable: the local log with limit / RATE_LIMIT_REPLICAS, starting only once the shared calls this replica
+ * Modes: shared (REDIS_URL: shared-log.ts, one Lua call per turn of the waiting room, however many requests it
+ * decides), memory (local-log.ts), fallback (Redis unreachable: the local log with limit / RATE_LIMIT_REPLICAS,
+ * starting only once the shared calls this replica
  * last saw have left the window), and back, writing this replica's calls into the shared log first. A Redis that
  * comes back empty is detected by its missing generation; every replica then writes back its recent calls and
  * admission waits RATE_LIMIT_RESTORE_GRACE_MS, so the budget also holds across restarts and failovers.
@@ -51,6 +52,10 @@ export type {
 
 const SILENT: GovernorLogger = { info: () => {}, warn: () => {} };
 
+/** Bounds of one waiting-room turn (one script call): its run time in Redis grows with the calls it places. */
+const TURN_JOBS = 64;
+const TURN_CALLS = 512;
+
 export function createGovernor(opts: GovernorOptions): Governor {
   return new GovernorImpl(opts);
 }
@@ -69,7 +74,8 @@ class GovernorImpl implements Governor {
   constructor(private readonly opts: GovernorOptions) {
     this.cfg = opts.settings;
     this.log = opts.log ?? SILENT;
-    this.lateMs = Math.max(10, this.cfg.marginMs);
+    // Half the margin for a call that goes late, the other half for its trip to DashScope (where it is counted).
+    this.lateMs = Math.max(10, this.cfg.marginMs / 2);
     const redis = opts.redis;
     this.shared = redis
       ? new SharedLog(redis, this.cfg.keyPrefix, this.cfg.replicas, this.replicaId)
@@ -211,15 +217,30 @@ class GovernorImpl implements Governor {
     });
   }
 
+  /**
+   * One decision in flight per budget: whatever queued meanwhile goes in the next turn, up to TURN_JOBS requests
+   * or TURN_CALLS calls, in the waiting room's fair order, as one script call. Under load that is one round trip
+   * per turn instead of one per request (and no request waits for the round trips of all those before it).
+   */
   private pump(b: Budget): void {
     if (b.pumping) return;
     b.pumping = true;
     void (async () => {
-      for (let job = b.room.shift(); job; job = b.room.shift()) {
+      for (;;) {
+        const jobs: Job[] = [];
+        let calls = 0;
+        while (jobs.length < TURN_JOBS && calls < TURN_CALLS) {
+          const job = b.room.shift();
+          if (!job) break;
+          jobs.push(job);
+          calls += job.calls.length;
+        }
+        if (jobs.length === 0) break;
         try {
-          job.resolve(await decide(this, b, job));
+          await decide(this, b, jobs);
         } catch (err) {
-          job.reject(err);
+          // decide settles every job itself; this only keeps a bug from leaving the room pumping forever.
+          for (const job of jobs) job.reject(err);
         }
       }
       b.pumping = false;
@@ -259,7 +280,11 @@ class GovernorImpl implements Governor {
     this.link.stop();
   }
 
-  waitForRedis(timeoutMs: number): Promise<void> {
-    return this.link.waitForRedis(timeoutMs);
+  async waitForRedis(timeoutMs: number): Promise<void> {
+    await this.link.waitForRedis(timeoutMs);
+    if (this.shared && this.link.mode === 'shared') {
+      // Best effort: without it the first admission takes the mapping itself.
+      await this.shared.warm().catch((err: unknown) => this.log.warn({ err }, 'Redis clock sync failed'));
+    }
   }
 }

@@ -26,12 +26,14 @@ local function prune(keep, base, total)
 end
 `;
 
-// ARGV: knownGen, candidateGen, graceMs, latest (offset), L, span, P, paceSpan, T, Tp, keep, k, replicas,
-// then k × (id, tokens)
-// Returns {1, gen, now, tailOffset, calls in the log, start offsets…} | {0, gen, now, lastOffset or -1} | {2, gen} restore first | {3, gen, waitMs}
-// Cost matters here (every admission runs it): one HMGET for the metadata, and this request's calls are placed in
-// Lua tables and written with one ZADD per key at the end, so a refusal writes nothing and k calls cost two
-// commands, not 2k. Lookups that reach into this request's own calls (the entry L back, the token floor) read the
+// ARGV: knownGen, candidateGen, graceMs, L, span, P, paceSpan, T, Tp, keep, replicas, J,
+// then J requests, each: latest (offset), k, k × (id, tokens)
+// Returns {2, gen} restore first | {3, gen, waitMs} | {1, gen, now, calls in the log, then per request:
+//   1, tailOffset, k, k start offsets (admitted) | 0, lastOffset or -1 (never), 0 (refused)}
+// Several requests (a replica's waiting room at one turn) share one call: each is still all or nothing and goes
+// after the ones before it, exactly as if each had its own call. Cost matters here (every admission runs it): one
+// HMGET for the metadata; calls are placed in Lua tables and written with one ZADD per key at the end, so a refusal
+// writes nothing. Lookups that reach into calls placed by this call (the entry L back, the token floor) read the
 // tables instead of Redis.
 export const RESERVE = `${COMMON}
 local meta = redis.call('HMGET', KEYS[3], 'gen', 'since', 'restored', 'total', 'base')
@@ -44,19 +46,19 @@ if gen ~= ARGV[1] then return {2, gen} end
 local graceEnd = tonumber(meta[2]) + tonumber(ARGV[3])
 -- The grace ends early once as many replicas as RATE_LIMIT_REPLICAS have written back (a fresh budget, a quick
 -- restart): then every replica's calls are in the log.
-if now < graceEnd and (tonumber(meta[3]) or 0) < tonumber(ARGV[13]) then
+if now < graceEnd and (tonumber(meta[3]) or 0) < tonumber(ARGV[11]) then
   return {3, gen, graceEnd - now}
 end
-local L, span, P, pspan = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local T, Tp, k = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[12])
+local L, span, P, pspan = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local T, Tp = tonumber(ARGV[8]), tonumber(ARGV[9])
 local total = tonumber(meta[4]) or 0
-local base = prune(tonumber(ARGV[11]), tonumber(meta[5]) or 0, total)
+local base = prune(tonumber(ARGV[10]), tonumber(meta[5]) or 0, total)
 local floor = now
 local hold = redis.call('PTTL', KEYS[4])
 if hold > 0 then floor = now + hold end
--- The log as stored (n0 calls) followed by this request's calls so far (times ts, running totals cums).
+-- The log as stored (n0 calls) followed by the calls placed by this call (times ts, running totals cums, ids).
 local n0 = redis.call('ZCARD', KEYS[1])
-local ts, cums = {}, {}
+local ts, cums, ids = {}, {}, {}
 local tail = -1 / 0
 if n0 > 0 then tail = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) end
 local function timeAt(rank)
@@ -66,7 +68,7 @@ end
 local function tokenFloor(allowed, s)
   local need = total - allowed
   if need <= base then return -1 / 0 end
-  -- Stored running totals are all ≤ this request's, so the first call reaching need is stored if any stored one does.
+  -- Stored running totals are all ≤ those placed here, so the first call reaching need is stored if any stored one does.
   if n0 > 0 then
     local r = redis.call('ZRANGEBYSCORE', KEYS[2], need, '+inf', 'LIMIT', 0, 1)
     if #r > 0 then
@@ -93,36 +95,55 @@ local function earliest(x, n)
   if Tp > 0 then t = math.max(t, tokenFloor(math.max(0, Tp - x), pspan)) end
   return t
 end
-local latest = now + tonumber(ARGV[4])
-local fail = false
-local last = 0
-for i = 1, k do
-  local x = tonumber(ARGV[13 + 2 * i])
-  local t = earliest(x, n0 + i - 1)
-  if t == 1 / 0 then return {0, gen, now, -1} end
-  if t > latest then fail = true end
-  ts[i] = t
-  tail = t
-  total = total + x
-  cums[i] = total
-  last = t
+local out = {1, gen, now, 0}
+local kept = 0
+local pos = 13
+for _ = 1, tonumber(ARGV[12]) do
+  local latest, k = now + tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
+  local first = pos + 2
+  pos = first + 2 * k
+  local totalBefore, tailBefore = total, tail
+  local fail, never, last = false, false, 0
+  for i = 1, k do
+    local x = tonumber(ARGV[first + 2 * i - 1])
+    local t = earliest(x, n0 + kept + i - 1)
+    if t == 1 / 0 then never = true; break end
+    if t > latest then fail = true end
+    ts[kept + i] = t
+    cums[kept + i] = total + x
+    ids[kept + i] = ARGV[first + 2 * i - 2]
+    tail = t
+    total = total + x
+    last = t
+  end
+  if never or fail then
+    -- All or nothing: this request's calls leave the tables (from the end, so # stays right).
+    for i = #ts, kept + 1, -1 do ts[i] = nil; cums[i] = nil; ids[i] = nil end
+    total, tail = totalBefore, tailBefore
+    out[#out + 1] = 0
+    if never then out[#out + 1] = -1 else out[#out + 1] = last - now end
+    out[#out + 1] = 0
+  else
+    out[#out + 1] = 1
+    out[#out + 1] = last - now
+    out[#out + 1] = k
+    for i = kept + 1, kept + k do out[#out + 1] = ts[i] - now end
+    kept = kept + k
+  end
 end
-if fail then return {0, gen, now, last - now} end
-for i = 1, k, 250 do
+out[4] = n0 + kept
+for i = 1, kept, 250 do
   local byTime, byCum = {}, {}
-  for j = i, math.min(i + 249, k) do
-    local id = ARGV[12 + 2 * j]
+  for j = i, math.min(i + 249, kept) do
     byTime[#byTime + 1] = ts[j]
-    byTime[#byTime + 1] = id
+    byTime[#byTime + 1] = ids[j]
     byCum[#byCum + 1] = cums[j]
-    byCum[#byCum + 1] = id
+    byCum[#byCum + 1] = ids[j]
   end
   redis.call('ZADD', KEYS[1], unpack(byTime))
   redis.call('ZADD', KEYS[2], unpack(byCum))
 end
-redis.call('HSET', KEYS[3], 'total', total)
-local out = {1, gen, now, last - now, n0 + k}
-for i = 1, k do out[#out + 1] = ts[i] - now end
+if kept > 0 then redis.call('HSET', KEYS[3], 'total', total) end
 return out
 `;
 

@@ -1,6 +1,7 @@
 /**
- * The reservation log of a budget in Redis: local-log.ts's algorithm as Lua, so one EVALSHA admits or refuses a
- * whole request (all its calls, all its tokens) atomically for every replica, on Redis's own clock (TIME).
+ * The reservation log of a budget in Redis: local-log.ts's algorithm as Lua, so one EVALSHA admits or refuses
+ * whole requests (all their calls, all their tokens; every request waiting for the same turn) atomically for every
+ * replica, on Redis's own clock (TIME).
  *
  * Keys (one hash tag per budget, so the scripts run on one Cluster slot):
  *   {b}:t   ZSET  member = call id, score = start time (ms, Redis clock)
@@ -27,11 +28,21 @@ interface GovernorCommands {
   dsgwGovClock(key: string): Promise<number>;
 }
 
+/** One request's outcome in a reservation: its calls' start times (this process's clock), or a refusal. */
+export type Placement =
+  | { ok: true; starts: number[]; tail: number }
+  | { ok: false /** When its last call would have started (Infinity: never). */; lastStart: number };
+
 export type ReserveReply =
-  | { kind: 'admitted'; gen: string; starts: number[]; tail: number; logged: number }
-  | { kind: 'refused'; gen: string; lastStart: number }
+  | { kind: 'decided'; gen: string; placements: Placement[]; logged: number }
   | { kind: 'restore'; gen: string }
   | { kind: 'grace'; gen: string; waitMs: number };
+
+/** One request of a reservation: its calls, and how long from now its last call may start. */
+export interface ReserveJob {
+  latestMs: number;
+  calls: { id: string; tokens: number }[];
+}
 
 export interface OwnCall {
   id: string;
@@ -53,8 +64,9 @@ interface Clock {
 
 export class SharedLog {
   private readonly cmd: GovernorCommands;
-  /** Per budget (in a Cluster each budget's node has its own clock). */
+  /** Per Redis node: one for a single server or Sentinel group, per budget in a Cluster (its node's clock). */
   private readonly clocks = new Map<string, Clock>();
+  private readonly clockPerBudget: boolean;
 
   constructor(
     redis: RedisClient,
@@ -72,6 +84,11 @@ export class SharedLog {
       redis.defineCommand('dsgwGovClock', { numberOfKeys: 1, lua: CLOCK });
     }
     this.cmd = redis as unknown as GovernorCommands;
+    this.clockPerBudget = redis.isCluster;
+  }
+
+  private clockKey(budget: string): string {
+    return this.clockPerBudget ? budget : '';
   }
 
   /**
@@ -82,22 +99,34 @@ export class SharedLog {
    */
   private toLocal(budget: string, redisNow: number, sent: number, received: number): number {
     const rtt = received - sent;
-    const c = this.clocks.get(budget);
+    const key = this.clockKey(budget);
+    const c = this.clocks.get(key);
     if (!c || rtt <= c.rtt || received - c.at > CLOCK_MAX_AGE_MS) {
-      this.clocks.set(budget, { theta: (sent + received) / 2 - redisNow, rtt, at: received });
+      this.clocks.set(key, { theta: (sent + received) / 2 - redisNow, rtt, at: received });
     }
-    return redisNow + this.clocks.get(budget)!.theta;
+    return redisNow + this.clocks.get(key)!.theta;
   }
 
-  /** Before a budget's first reservation: a few round trips to its node for a good clock mapping. */
+  /**
+   * Before a budget's first reservation: round trips to its node until one is quick (≤ 2 ms, at most 8), for a
+   * mapping good to about a millisecond. A mapping taken while the event loop is busy (a burst at start-up) can be
+   * tens of ms off, and a better sample later moves every later start by that much relative to the earlier ones,
+   * which the margin then has to absorb; warm() takes it at start-up instead, when the loop is idle.
+   */
   async sync(budget: string): Promise<void> {
-    if (this.clocks.has(budget)) return;
+    if (this.clocks.has(this.clockKey(budget))) return;
     const k = this.keys(budget);
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 8; i++) {
       const sent = Date.now();
       const now = Number(await this.cmd.dsgwGovClock(k.m));
       this.toLocal(budget, now, sent, Date.now());
+      if (i >= 2 && this.clocks.get(this.clockKey(budget))!.rtt <= 2) break;
     }
+  }
+
+  /** At start-up: the clock mapping of a single server (a Cluster's nodes are synced per budget, on first use). */
+  async warm(): Promise<void> {
+    if (!this.clockPerBudget) await this.sync('');
   }
 
   /** The keys of a budget; the braces put them on one Cluster slot. */
@@ -106,18 +135,21 @@ export class SharedLog {
     return { t: `${k}:t`, c: `${k}:c`, m: `${k}:m`, h: `${k}:h` };
   }
 
+  /**
+   * Places several requests (in order, each all or nothing) in one script call: a waiting room's turn costs one
+   * round trip however many requests were waiting.
+   */
   async reserve(
     budget: string,
     gen: string,
     candidate: string,
     graceMs: number,
-    latestMs: number,
     lim: Limits,
     keepMs: number,
-    calls: { id: string; tokens: number }[],
+    jobs: ReserveJob[],
   ): Promise<ReserveReply> {
     const k = this.keys(budget);
-    const args: (string | number)[] = [k.t, k.c, k.m, k.h, gen, candidate, graceMs, Math.floor(latestMs)];
+    const args: (string | number)[] = [k.t, k.c, k.m, k.h, gen, candidate, graceMs];
     args.push(
       lim.calls,
       lim.spanMs,
@@ -126,10 +158,13 @@ export class SharedLog {
       lim.tokens,
       lim.tokensPerPace,
       keepMs,
-      calls.length,
       this.replicas,
+      jobs.length,
     );
-    for (const c of calls) args.push(c.id, c.tokens);
+    for (const j of jobs) {
+      args.push(Math.floor(j.latestMs), j.calls.length);
+      for (const c of j.calls) args.push(c.id, c.tokens);
+    }
     const sent = Date.now();
     const r = await this.cmd.dsgwGovReserve(...args);
     const received = Date.now();
@@ -138,17 +173,23 @@ export class SharedLog {
     if (code === 2) return { kind: 'restore', gen: g };
     if (code === 3) return { kind: 'grace', gen: g, waitMs: Number(r[2]) };
     const local = this.toLocal(budget, Number(r[2]), sent, received);
-    if (code === 0) {
-      const off = Number(r[3]);
-      return { kind: 'refused', gen: g, lastStart: off < 0 ? Number.POSITIVE_INFINITY : local + off };
+    const placements: Placement[] = [];
+    let at = 4;
+    for (let j = 0; j < jobs.length; j++) {
+      const ok = Number(r[at]) === 1;
+      const off = Number(r[at + 1]);
+      const m = Number(r[at + 2]);
+      at += 3;
+      if (ok) {
+        const starts: number[] = new Array<number>(m);
+        for (let i = 0; i < m; i++) starts[i] = local + Number(r[at + i]);
+        placements.push({ ok: true, starts, tail: local + off });
+      } else {
+        placements.push({ ok: false, lastStart: off < 0 ? Number.POSITIVE_INFINITY : local + off });
+      }
+      at += m;
     }
-    return {
-      kind: 'admitted',
-      gen: g,
-      tail: local + Number(r[3]),
-      logged: Number(r[4]),
-      starts: r.slice(5).map((v) => local + Number(v)),
-    };
+    return { kind: 'decided', gen: g, placements, logged: Number(r[3]) };
   }
 
   /** Writes back this replica's calls (a new generation is started when Redis has none); returns the generation. */

@@ -1,7 +1,8 @@
 /**
  * The Lua reservation log (what every replica runs in Redis) against the in-memory log it must equal: the same
- * random sequence of reservations, refusals, give-backs and billed-usage corrections, with the same limits, places
- * every call at exactly the same time in both. The script is run raw on a real Redis, so its `now` (Redis's TIME)
+ * random sequence of reservations (several requests per script call, as a waiting room's turn sends them),
+ * refusals, give-backs and billed-usage corrections, with the same limits, places every call at exactly the same
+ * time in both. The script is run raw on a real Redis, so its `now` (Redis's TIME)
  * is known from its reply and handed to the in-memory log as the floor.
  */
 import { Redis } from 'ioredis';
@@ -60,44 +61,59 @@ describe.skipIf(!haveRedis)('the Lua reservation log', () => {
       const keys = [`${p}t`, `${p}c`, `${p}m`, `${p}h`];
       const mem = new LocalLog(keep);
       // The first call starts the generation (and asks for a restore of nothing); grace 0 admits at once after.
-      const first = await lua.luaReserve(...keys, '', 'g', 0, 0, 1, 1, 0, 0, 0, 0, keep, 0, 1);
+      const first = await lua.luaReserve(...keys, '', 'g', 0, 1, 1, 0, 0, 0, 0, keep, 1, 1, 0, 1, 'c0', 0);
       expect(first).toEqual([2, 'g']);
       let id = 0;
       let admitted = 0;
       let refused = 0;
-      for (let i = 0; i < 120; i++) {
-        const k = 1 + Math.floor(rand() * 5);
-        const tokens = Array.from({ length: k }, () => Math.floor(rand() * 400));
-        const ids = tokens.map(() => `c${++id}`);
-        const latestOffset = Math.floor(rand() * 240_000);
-        const args: (string | number)[] = [...keys, 'g', 'g', 0, latestOffset];
+      for (let turn = 0; turn < 60; turn++) {
+        // One script call decides 1–4 requests in order, as a waiting room's turn does.
+        const jobs = Array.from({ length: 1 + Math.floor(rand() * 4) }, () => {
+          const k = 1 + Math.floor(rand() * 5);
+          const tokens = Array.from({ length: k }, () => Math.floor(rand() * 400));
+          return { tokens, ids: tokens.map(() => `c${++id}`), latestOffset: Math.floor(rand() * 240_000) };
+        });
+        const args: (string | number)[] = [...keys, 'g', 'g', 0];
         args.push(lim.calls, lim.spanMs, lim.perPace, lim.paceSpanMs, lim.tokens, lim.tokensPerPace);
-        args.push(keep, k, 1);
-        for (let j = 0; j < k; j++) args.push(ids[j]!, tokens[j]!);
+        args.push(keep, 1, jobs.length);
+        for (const j of jobs) {
+          args.push(j.latestOffset, j.ids.length);
+          for (let i = 0; i < j.ids.length; i++) args.push(j.ids[i]!, j.tokens[i]!);
+        }
         const r = await lua.luaReserve(...args);
+        expect(Number(r[0])).toBe(1);
         const now = Number(r[2]);
         mem.prune(now);
-        const m = mem.reserve(ids, tokens, now, now + latestOffset, lim);
-        if (Number(r[0]) === 1) {
-          admitted++;
-          expect(m.ok, `request ${i} (seed ${seed})`).toBe(true);
-          const starts = r.slice(5).map((v) => now + Number(v));
-          expect(starts, `request ${i} (seed ${seed})`).toEqual(m.ok ? m.starts : []);
-          expect(Number(r[4])).toBe(mem.size);
-        } else {
-          refused++;
-          expect(Number(r[0])).toBe(0);
-          expect(m.ok, `request ${i} (seed ${seed})`).toBe(false);
-          const last = Number(r[3]) < 0 ? Number.POSITIVE_INFINITY : now + Number(r[3]);
-          expect(last).toBe(m.ok ? -1 : m.lastStart);
-          continue;
+        let at = 4;
+        for (const [n, j] of jobs.entries()) {
+          const what = `turn ${turn}, request ${n} (seed ${seed})`;
+          const m = mem.reserve(j.ids, j.tokens, now, now + j.latestOffset, lim);
+          const ok = Number(r[at]) === 1;
+          const off = Number(r[at + 1]);
+          const count = Number(r[at + 2]);
+          const starts = r.slice(at + 3, at + 3 + count).map((v) => now + Number(v));
+          at += 3 + count;
+          expect(ok, what).toBe(m.ok);
+          if (m.ok) {
+            admitted++;
+            expect(starts, what).toEqual(m.starts);
+            expect(now + off, what).toBe(m.starts.at(-1));
+          } else {
+            refused++;
+            expect(count, what).toBe(0);
+            expect(off < 0 ? Number.POSITIVE_INFINITY : now + off, what).toBe(m.lastStart);
+          }
         }
+        expect(at, 'the reply holds nothing more').toBe(r.length);
+        expect(Number(r[3])).toBe(mem.size);
+        // Between turns: a request that ended early gives its last call back; another is billed more than estimated.
+        const done = jobs.filter((j) => mem.has(j.ids.at(-1)!));
         const fate = rand();
-        if (fate < 0.25) {
-          // The request ended early: its last call never went.
-          const back = [{ id: ids.at(-1)!, tokens: tokens.at(-1)! }];
-          await lua.luaRelease(keys[0]!, keys[1]!, keys[2]!, 1, back[0]!.id, back[0]!.tokens);
-          mem.remove(back);
+        if (fate < 0.25 && done.length > 0) {
+          const j = done[Math.floor(rand() * done.length)]!;
+          const back = { id: j.ids.at(-1)!, tokens: j.tokens.at(-1)! };
+          await lua.luaRelease(keys[0]!, keys[1]!, keys[2]!, 1, back.id, back.tokens);
+          mem.remove([back]);
         } else if (fate < 0.45) {
           const extra = Math.floor(rand() * 150);
           await lua.luaNote(keys[2]!, keys[3]!, extra, 0);

@@ -2,7 +2,8 @@
  * The shared upstream governor against a real Redis, through three gateway instances in front of one emulator that
  * enforces DashScope's limits on arrival (per minute and per second): a burst of mixed requests (split ones too)
  * never trips them, a DashScope 429 makes every replica hold off, one Lua call per request whatever its number of
- * calls, and a Redis that dies and comes back (a redis-server of this test's own).
+ * calls (and fewer when requests wait together), and a Redis that dies and comes back (a redis-server of this
+ * test's own).
  */
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -125,6 +126,32 @@ describe.skipIf(!haveRedis || !hasRedisServer())('Redis of this test’s own', (
       expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(16);
       expect(n).toBeGreaterThanOrEqual(5);
       expect(n).toBeLessThanOrEqual(6); // +1 if ioredis had to resend a script with EVAL
+    } finally {
+      await own.kill();
+    }
+  });
+
+  it('decides requests that wait together in one Lua call: 24 at once cost a few calls, all admitted in order', async () => {
+    const own = new OwnRedis(await freePort());
+    await own.start();
+    try {
+      stacks = await startReplicas(1, {
+        env: { REDIS_URL: own.url, RATE_LIMIT_KEY_PREFIX: uniquePrefix('turns'), RATE_LIMIT_RPM: '6000' },
+      });
+      const s = stacks[0]!;
+      expect((await post(s, 'warm')).statusCode).toBe(200);
+      const probe = new Redis(own.url, { maxRetriesPerRequest: 1 });
+      await probe.config('RESETSTAT');
+      const results = await Promise.all(Array.from({ length: 24 }, (_, i) => post(s, `turn-${i}`)));
+      const info = await probe.info('commandstats');
+      await probe.quit();
+      let n = 0;
+      for (const m of info.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)) n += Number(m[2]);
+      expect(results.map((r) => r.statusCode)).toEqual(new Array(24).fill(200));
+      expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(25);
+      // One request per call would be 24; the first goes alone and the rest queue behind it.
+      expect(n).toBeGreaterThanOrEqual(1);
+      expect(n).toBeLessThanOrEqual(8);
     } finally {
       await own.kill();
     }
