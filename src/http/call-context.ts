@@ -48,6 +48,6 @@ export function callContext(request: FastifyRequest, reply: FastifyReply): CallC
     // elapsedTime counts from the request's arrival, so the time its body took is part of the budget.
     deadline: Date.now() - reply.elapsedTime + config.upstream.requestTimeoutMs,
     cache,
-    governor: budget,
+    governor: budget.active ? budget : undefined,
   };
 }

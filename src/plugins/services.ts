@@ -45,7 +45,12 @@ async function services(app: FastifyInstance, opts: { config: Config }): Promise
         metrics.recordBudget({ kind: 'refused', reason: refusalReason(e.status, e.reason) });
     },
   });
-  const upstream = new Upstream(config.upstream, budget, metrics.upstreamObserver);
+  // Without a budget the client and the pipelines skip admission altogether (no object per call).
+  const upstream = new Upstream(
+    config.upstream,
+    budget.active ? budget : undefined,
+    metrics.upstreamObserver,
+  );
   const tokens = createTokenChecker(config.tokenizer);
   const gw: Gateway = {
     config,

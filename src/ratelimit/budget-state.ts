@@ -65,6 +65,8 @@ export interface GovernorOptions {
 }
 
 export interface Governor {
+  /** False when no budget is configured (RATE_LIMIT_RPM=0 and no rule limits): callers may skip admission. */
+  readonly active: boolean;
   admit(r: AdmissionRequest): Promise<Admission>;
   status(): BudgetStatus;
   /**

@@ -119,6 +119,10 @@ class GovernorImpl implements Governor {
     return [...out];
   }
 
+  get active(): boolean {
+    return this.link.mode !== 'off';
+  }
+
   nextId(): string {
     return `${this.replicaId}:${++this.seq}`;
   }
