@@ -262,8 +262,9 @@ async function main(): Promise<void> {
     process.stdout.write(
       `bench:ratelimit on ${cpus().length} cores (load average ${loadavg()[0]!.toFixed(2)}), ${CONNECTIONS} connections, ${ROUNDS} × ${DURATION_MS / 1000} s per target\n`,
     );
-    // Warm-up: JIT, connection pools, Redis script cache.
-    for (const c of [open, limited, reference]) await load(c, CONNECTIONS, 1000);
+    // Warm-up: JIT, connection pools, Redis script cache. 5 s each: with 1 s the JIT was still cold and the
+    // gateways' CPU per request came out 2-3× too high (bench/README.md "Warm-up").
+    for (const c of [open, limited, reference]) await load(c, CONNECTIONS, 5000);
 
     // 1. Budget-check cost, unloaded (one connection) and loaded, alternating targets round by round.
     const single = { open: [] as Load[], limited: [] as Load[] };
