@@ -4,6 +4,8 @@ import { budgetScope } from '../ratelimit/context.js';
 import type { Admission, Governor, Permit } from '../ratelimit/governor.js';
 import type { UpstreamRequest } from './types.js';
 
+export { OPEN_PERMIT };
+
 /** A call admitted by the client itself may wait for the budget (RATE_LIMIT_MAX_WAIT_MS caps that) and then work. */
 const SELF_ADMITTED_DEADLINE_MS = 10 * 60_000;
 

@@ -13,7 +13,7 @@ import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { Admission, Governor, Permit } from '../ratelimit/governor.js';
-import { attemptPermit } from './budget-permit.js';
+import { attemptPermit, OPEN_PERMIT } from './budget-permit.js';
 import { type AttemptSignal, attemptSignal } from './deadline.js';
 import { badUpstreamReply, type UpstreamResponse, upstreamFailure } from './errors.js';
 import { ERROR_BODY_CAP, readCapped, readReply } from './reply-body.js';
@@ -134,7 +134,9 @@ export class Upstream {
     attempt: number,
     own: { adm?: Admission },
     signal: AbortSignal | undefined,
-  ): Promise<Permit> {
+  ): Permit | Promise<Permit> {
+    // No budget configured: nothing to wait for, and no promise to allocate on every attempt.
+    if (!this.governor) return OPEN_PERMIT;
     return attemptPermit(this.governor, req, attempt, own, signal);
   }
 
