@@ -106,55 +106,50 @@ describe.skipIf(!haveRedis)('shared upstream governor (Redis)', () => {
 });
 
 describe.skipIf(!haveRedis || !hasRedisServer())('Redis of this test’s own', () => {
-  it('costs one Lua call per request, whatever its number of upstream calls', async () => {
+  /**
+   * One gateway on a Redis of its own, warmed (first contact: clock sync, generation, write-back); `run` then
+   * works against it, and the Lua calls Redis ran meanwhile are counted.
+   */
+  async function luaCallsDuring(tag: string, run: (s: Stack) => Promise<void>): Promise<number> {
     const own = new OwnRedis(await freePort());
     await own.start();
     try {
       stacks = await startReplicas(1, {
-        env: { REDIS_URL: own.url, RATE_LIMIT_KEY_PREFIX: uniquePrefix('trips'), RATE_LIMIT_RPM: '6000' },
+        env: { REDIS_URL: own.url, RATE_LIMIT_KEY_PREFIX: uniquePrefix(tag), RATE_LIMIT_RPM: '6000' },
       });
-      const s = stacks[0]!;
-      expect((await post(s, 'warm')).statusCode).toBe(200); // first contact: clock sync, generation, write-back
+      expect((await post(stacks[0]!, 'warm')).statusCode).toBe(200);
       const probe = new Redis(own.url, { maxRetriesPerRequest: 1 });
       await probe.config('RESETSTAT');
-      const input = Array.from({ length: 25 }, (_, i) => `t${i}`); // 3 calls each
-      for (let i = 0; i < 5; i++) expect((await post(s, `trip-${i}`, input)).statusCode).toBe(200);
+      await run(stacks[0]!);
       const info = await probe.info('commandstats');
       await probe.quit();
       let n = 0;
       for (const m of info.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)) n += Number(m[2]);
-      expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(16);
-      expect(n).toBeGreaterThanOrEqual(5);
-      expect(n).toBeLessThanOrEqual(6); // +1 if ioredis had to resend a script with EVAL
+      return n;
     } finally {
       await own.kill();
     }
+  }
+
+  it('costs one Lua call per request, whatever its number of upstream calls', async () => {
+    const input = Array.from({ length: 25 }, (_, i) => `t${i}`); // 3 calls each
+    const n = await luaCallsDuring('trips', async (s) => {
+      for (let i = 0; i < 5; i++) expect((await post(s, `trip-${i}`, input)).statusCode).toBe(200);
+    });
+    expect(upstreamCalls(stacks[0]!.emu, NATIVE)).toHaveLength(16);
+    expect(n).toBeGreaterThanOrEqual(5);
+    expect(n).toBeLessThanOrEqual(6); // +1 if ioredis had to resend a script with EVAL
   });
 
-  it('decides requests that wait together in one Lua call: 24 at once cost a few calls, all admitted in order', async () => {
-    const own = new OwnRedis(await freePort());
-    await own.start();
-    try {
-      stacks = await startReplicas(1, {
-        env: { REDIS_URL: own.url, RATE_LIMIT_KEY_PREFIX: uniquePrefix('turns'), RATE_LIMIT_RPM: '6000' },
-      });
-      const s = stacks[0]!;
-      expect((await post(s, 'warm')).statusCode).toBe(200);
-      const probe = new Redis(own.url, { maxRetriesPerRequest: 1 });
-      await probe.config('RESETSTAT');
+  it('decides requests that wait together in one Lua call: 24 at once cost a few calls, all admitted', async () => {
+    const n = await luaCallsDuring('turns', async (s) => {
       const results = await Promise.all(Array.from({ length: 24 }, (_, i) => post(s, `turn-${i}`)));
-      const info = await probe.info('commandstats');
-      await probe.quit();
-      let n = 0;
-      for (const m of info.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)) n += Number(m[2]);
       expect(results.map((r) => r.statusCode)).toEqual(new Array(24).fill(200));
-      expect(upstreamCalls(s.emu, NATIVE)).toHaveLength(25);
-      // One request per call would be 24; the first goes alone and the rest queue behind it.
-      expect(n).toBeGreaterThanOrEqual(1);
-      expect(n).toBeLessThanOrEqual(8);
-    } finally {
-      await own.kill();
-    }
+    });
+    expect(upstreamCalls(stacks[0]!.emu, NATIVE)).toHaveLength(25);
+    // One request per call would be 24; the first goes alone and the rest queue behind it.
+    expect(n).toBeGreaterThanOrEqual(1);
+    expect(n).toBeLessThanOrEqual(8);
   });
 
   it('keeps answering on the local share while Redis is down, says so in /readyz, and returns to the shared budget', async () => {
