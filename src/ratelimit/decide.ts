@@ -20,8 +20,8 @@ export interface DecisionHost {
   nextId(): string;
 }
 
-/** Refusals settled per event-loop turn when a turn of the waiting room refuses many requests. */
-const SETTLE_CHUNK = 4;
+/** Refusals settled per event-loop turn when a turn of the waiting room refuses many requests (see decide). */
+const SETTLE_CHUNK = 1;
 
 /** The refusal of a job (emitted as an event): a 429 whose Retry-After is when a retry would fit its wait. */
 function refusal(h: DecisionHost, b: Budget, job: Job, lastStart: number): GatewayError {
@@ -74,8 +74,8 @@ export async function decide(h: DecisionHost, b: Budget, jobs: Job[]): Promise<v
         }
         // A turn can refuse many requests at once (a burst). Each refusal's answer is rendered as soon as it is
         // settled, so settling them all in one go would hold the event loop for tens of ms just when the admitted
-        // calls are due: they would reach DashScope late, and the pacing margin would have to absorb it. Settling a
-        // few at a time lets their I/O go in between.
+        // calls are due: they would reach DashScope late, and the pacing margin would have to absorb it. Settling
+        // one per event-loop turn lets their I/O go in between.
         for (let i = 0; i < refused.length; i++) {
           if (i > 0 && i % SETTLE_CHUNK === 0) await yieldToIo();
           const [job, lastStart] = refused[i]!;
