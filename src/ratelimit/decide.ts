@@ -20,9 +20,6 @@ export interface DecisionHost {
   nextId(): string;
 }
 
-/** Refusals settled per event-loop turn when a turn of the waiting room refuses many requests (see decide). */
-const SETTLE_CHUNK = 1;
-
 /** The refusal of a job (emitted as an event): a 429 whose Retry-After is when a retry would fit its wait. */
 function refusal(h: DecisionHost, b: Budget, job: Job, lastStart: number): GatewayError {
   // A retry is admitted within its own wait once lastStart - now ≤ maxWait (if nobody reserves in between).
@@ -77,7 +74,7 @@ export async function decide(h: DecisionHost, b: Budget, jobs: Job[]): Promise<v
         // calls are due: they would reach DashScope late, and the pacing margin would have to absorb it. Settling
         // one per event-loop turn lets their I/O go in between.
         for (let i = 0; i < refused.length; i++) {
-          if (i > 0 && i % SETTLE_CHUNK === 0) await yieldToIo();
+          if (i > 0) await yieldToIo();
           const [job, lastStart] = refused[i]!;
           job.reject(refusal(h, b, job, lastStart));
         }

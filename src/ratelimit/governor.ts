@@ -13,10 +13,10 @@
  *
  * Modes: shared (REDIS_URL: shared-log.ts, one Lua call per turn of the waiting room, however many requests it
  * decides), memory (local-log.ts), fallback (Redis unreachable: the local log with limit / RATE_LIMIT_REPLICAS,
- * starting only once the shared calls this replica
- * last saw have left the window), and back, writing this replica's calls into the shared log first. A Redis that
- * comes back empty is detected by its missing generation; every replica then writes back its recent calls and
- * admission waits RATE_LIMIT_RESTORE_GRACE_MS, so the budget also holds across restarts and failovers.
+ * starting only once the shared calls this replica last saw have left the window), and back, writing this
+ * replica's calls into the shared log first. A Redis that comes back empty is detected by its missing generation;
+ * every replica then writes back its recent calls and admission waits RATE_LIMIT_RESTORE_GRACE_MS, so the budget
+ * also holds across restarts and failovers.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -1,10 +1,7 @@
 /** How an upstream attempt gets its unit of the upstream budget (src/ratelimit/). */
-import { OPEN_PERMIT } from '../ratelimit/admission.js';
 import { budgetScope } from '../ratelimit/context.js';
 import type { Admission, Governor, Permit } from '../ratelimit/governor.js';
 import type { UpstreamRequest } from './types.js';
-
-export { OPEN_PERMIT };
 
 /** A call admitted by the client itself may wait for the budget (RATE_LIMIT_MAX_WAIT_MS caps that) and then work. */
 const SELF_ADMITTED_DEADLINE_MS = 10 * 60_000;
@@ -15,13 +12,12 @@ const SELF_ADMITTED_DEADLINE_MS = 10 * 60_000;
  * as a request of one call, and `own.adm` keeps it so the caller can give back what it did not use.
  */
 export async function attemptPermit(
-  governor: Governor | undefined,
+  governor: Governor,
   req: UpstreamRequest,
   attempt: number,
   own: { adm?: Admission },
   signal: AbortSignal | undefined,
 ): Promise<Permit> {
-  if (!governor) return OPEN_PERMIT;
   let adm = req.admission ?? own.adm;
   if (!adm) {
     own.adm = adm = await governor.admit({
